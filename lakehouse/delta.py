@@ -1,0 +1,112 @@
+"""Delta table I/O over Spark Connect (DataFrame writer and SQL only), plus delta-rs for metadata.
+
+Writes never use ``partitionOverwriteMode=dynamic`` (Sail ignores it and overwrites the whole table): replacing a
+slice is ``replaceWhere`` or ``DELETE`` + append. Row counts for accounting come from scanning data, not from
+``count()`` on a bare Delta scan, which may be answered from log statistics.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterable
+
+from lakehouse.catalog import TableSpec, sql_ref
+from lakehouse.settings import Settings
+
+_view_ids = itertools.count()
+
+
+def table_exists(spec: TableSpec, settings: Settings) -> bool:
+    """True when the table's Delta log exists."""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(spec.location(settings), storage_options=settings.delta_storage_options() or None)
+
+
+def table_version(spec: TableSpec, settings: Settings) -> int | None:
+    """Current Delta version, or None if the table does not exist."""
+    from deltalake import DeltaTable
+
+    if not table_exists(spec, settings):
+        return None
+    return DeltaTable(spec.location(settings), storage_options=settings.delta_storage_options() or None).version()
+
+
+def read_table(spark, spec: TableSpec, settings: Settings, version: int | None = None):
+    """The table as a DataFrame (optionally at a version)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(spec.location(settings))
+
+
+def read_or_empty(spark, spec: TableSpec, settings: Settings, schema: str):
+    """The table, or an empty frame of ``schema`` (DDL string) if it does not exist yet."""
+    if table_exists(spec, settings):
+        return read_table(spark, spec, settings)
+    return spark.createDataFrame([], schema)
+
+
+def append(df, spec: TableSpec, settings: Settings, *, merge_schema: bool = True) -> None:
+    """Append rows (new columns are added to the table schema when ``merge_schema``)."""
+    writer = df.write.format("delta").mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    if spec.partition_by and not table_exists(spec, settings):
+        writer = writer.partitionBy(*spec.partition_by)
+    writer.save(spec.location(settings))
+
+
+def overwrite(df, spec: TableSpec, settings: Settings, *, replace_where: str | None = None) -> None:
+    """Overwrite the table, or only the rows matching ``replace_where`` when given."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true" if replace_where is None else "false")
+    if replace_where is not None:
+        writer = writer.option("replaceWhere", replace_where)
+    if spec.partition_by:
+        writer = writer.partitionBy(*spec.partition_by)
+    writer.save(spec.location(settings))
+
+
+def temp_view(df, prefix: str = "v") -> str:
+    """Register ``df`` under a fresh temporary view name and return the name."""
+    name = f"_{prefix}_{next(_view_ids)}"
+    df.createOrReplaceTempView(name)
+    return name
+
+
+def sql_in_list(values: Iterable[str]) -> str:
+    """A SQL ``IN (...)`` list of string literals, quotes escaped."""
+    quoted = ["'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values]
+    return "(" + ", ".join(quoted) + ")" if quoted else "(NULL)"
+
+
+def merge_upsert(
+    spark,
+    source_df,
+    spec: TableSpec,
+    settings: Settings,
+    *,
+    keys: tuple[str, ...] | None = None,
+    update_condition: str | None = None,
+) -> None:
+    """MERGE ``source_df`` into the table on its keys: update matched rows (when ``update_condition``), insert new.
+
+    Creates the table from ``source_df`` when it does not exist yet.
+    """
+    keys = keys or spec.keys
+    if not table_exists(spec, settings):
+        overwrite(source_df, spec, settings)
+        return
+    view = temp_view(source_df, "merge_src")
+    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    when_matched = f"WHEN MATCHED AND ({update_condition}) THEN UPDATE SET *" if update_condition else "WHEN MATCHED THEN UPDATE SET *"
+    spark.sql(
+        f"MERGE INTO {sql_ref(spec, settings)} t USING {view} s ON {on} {when_matched} WHEN NOT MATCHED THEN INSERT *"
+    )
+    spark.catalog.dropTempView(view)
+
+
+def delete_where(spark, spec: TableSpec, settings: Settings, predicate: str) -> None:
+    """DELETE rows matching a SQL predicate (no-op when the table does not exist)."""
+    if table_exists(spec, settings):
+        spark.sql(f"DELETE FROM {sql_ref(spec, settings)} WHERE {predicate}")

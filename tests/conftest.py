@@ -1,0 +1,128 @@
+"""Shared fixtures: one Spark session per test run, a local moto S3 server, settings rooted in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATASETS = SHARED / "datasets"
+
+MOTO_KEY = "testing"
+MOTO_SECRET = "testing"
+MOTO_REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto S3 server on 127.0.0.1 and a free port, stopped by PID at the end of the run."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def spark(moto_endpoint):
+    """The one embedded Sail session of the test run (it sees the moto S3 endpoint)."""
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": MOTO_KEY,
+            "AWS_SECRET_ACCESS_KEY": MOTO_SECRET,
+            "AWS_REGION": MOTO_REGION,
+            "AWS_DEFAULT_REGION": MOTO_REGION,
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+    )
+    from lakehouse.settings import load_settings
+    from lakehouse.spark import get_spark, stop_spark
+
+    session = get_spark(load_settings(spark_remote=None))
+    yield session
+    stop_spark()
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Settings with every root under this test's tmp_path (local disk)."""
+    from lakehouse.settings import load_settings
+
+    for key in list(os.environ):
+        if key.startswith("LAKEHOUSE_"):
+            monkeypatch.delenv(key, raising=False)
+    return load_settings(data_root=str(tmp_path / "lh"), spark_remote=None)
+
+
+@pytest.fixture
+def s3_settings(moto_endpoint, monkeypatch):
+    """Settings with landing and warehouse in a fresh bucket of the moto server."""
+    import boto3
+
+    from lakehouse.settings import load_settings
+
+    bucket = f"lakehouse-{uuid.uuid4().hex[:10]}"
+    boto3.client(
+        "s3", endpoint_url=moto_endpoint, aws_access_key_id=MOTO_KEY, aws_secret_access_key=MOTO_SECRET,
+        region_name=MOTO_REGION,
+    ).create_bucket(Bucket=bucket)
+    return load_settings(
+        data_root=f"s3://{bucket}",
+        landing_root=f"s3://{bucket}/landing",
+        warehouse_root=f"s3://{bucket}/warehouse",
+        truth_root=f"s3://{bucket}/truth",
+        s3_endpoint_url=moto_endpoint,
+        s3_access_key_id=MOTO_KEY,
+        s3_secret_access_key=MOTO_SECRET,
+        s3_region=MOTO_REGION,
+        s3_allow_http=True,
+        spark_remote=None,
+    )
+
+
+def assert_same_rows(actual, expected, *, columns=None) -> None:
+    """Compare two DataFrames (or lists of dicts) ignoring row order."""
+
+    def rows(x):
+        if hasattr(x, "collect"):
+            x = [r.asDict(recursive=True) for r in x.collect()]
+        cols = columns or sorted({k for r in x for k in r})
+        return sorted((tuple(r.get(c) for c in cols) for r in x), key=repr)
+
+    assert rows(actual) == rows(expected)

@@ -1,0 +1,85 @@
+"""The lakehouse core: settings, catalogue, storage, the engine session and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lakehouse import delta
+from lakehouse.catalog import FILE_LEDGER, TableSpec, bronze_table, sql_ref
+from lakehouse.errors import ConfigError, EngineUnreachable
+from lakehouse.settings import load_settings
+from lakehouse.storage import Storage
+
+pytestmark = pytest.mark.unit
+
+
+def test_settings_defaults_are_local(settings, tmp_path):
+    assert settings.mode == "local"
+    assert settings.landing_root == str(tmp_path / "lh" / "landing")
+    assert settings.warehouse_root == str(tmp_path / "lh" / "warehouse")
+    assert not settings.uses_s3
+
+
+def test_settings_env_prefix_and_spark_remote(monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_DATA_ROOT", "s3://bucket/x")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://example:15002")
+    s = load_settings()
+    assert s.landing_root == "s3://bucket/x/landing"
+    assert s.spark_remote == "sc://example:15002"
+    assert s.uses_s3
+
+
+def test_bad_settings_fail_with_a_sentence(monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_SPARK_REMOTE", "http://not-spark-connect")
+    with pytest.raises(ConfigError, match="spark_remote must be a Spark Connect URL"):
+        load_settings()
+
+
+def test_catalogue_locations(settings):
+    spec = bronze_table("pos", "transactions")
+    assert spec.qualified == "bronze.pos_transactions"
+    assert spec.location(settings).endswith("/warehouse/bronze/pos_transactions")
+    assert spec.partition_by == ("ingest_date",)
+    assert sql_ref(FILE_LEDGER, settings).startswith("delta.`")
+
+
+def test_unreachable_remote_is_a_clear_error():
+    from lakehouse.spark import _check_reachable
+
+    with pytest.raises(EngineUnreachable, match="sc://127.0.0.1:1 unreachable"):
+        _check_reachable("sc://127.0.0.1:1", 1.0)
+
+
+def test_cli_unreachable_remote_prints_no_traceback(tmp_path):
+    env = {"PATH": "", "LAKEHOUSE_DATA_ROOT": str(tmp_path), "SPARK_REMOTE": "sc://127.0.0.1:1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", "ingest", "--date", "2026-01-01"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "unreachable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_delta_roundtrip_merge_and_version(spark, settings):
+    spec = TableSpec("silver", "t_roundtrip", keys=("id",))
+    df = spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string")
+    delta.merge_upsert(spark, df, spec, settings)
+    assert delta.table_version(spec, settings) == 0
+    upd = spark.createDataFrame([(2, "B"), (3, "c")], "id int, v string")
+    delta.merge_upsert(spark, upd, spec, settings)
+    rows = sorted(tuple(r) for r in delta.read_table(spark, spec, settings).collect())
+    assert rows == [(1, "a"), (2, "B"), (3, "c")]
+    assert delta.table_version(spec, settings) == 1
+
+
+def test_storage_lists_local_files(settings):
+    st = Storage(settings)
+    uri = st.landing_dir("pos", "stores") + "/ingest_date=2026-01-01/a.csv"
+    st.write_bytes(uri, b"store_id\n1\n")
+    files = st.list_files(st.landing_dir("pos", "stores") + "/ingest_date=2026-01-01")
+    assert [f.name for f in files] == ["a.csv"]
+    assert st.landing_dates("pos", "stores")[0].isoformat() == "2026-01-01"

@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame transforms by layer. No I/O, no sessions, no collect()."""
