@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 
 from lakehouse import delta
@@ -61,10 +63,31 @@ class TableRun:
         return row
 
 
+_current_flow_run_id: ContextVar[str | None] = ContextVar("lakehouse_flow_run_id", default=None)
+
+
+@contextmanager
+def flow_run_scope(flow_run_id: str | None):
+    """Within this block, run rows recorded without a flow_run_id get this one (the orchestrator sets it)."""
+    token = _current_flow_run_id.set(flow_run_id)
+    try:
+        yield
+    finally:
+        _current_flow_run_id.reset(token)
+
+
+def current_flow_run_id() -> str | None:
+    """The flow run id set by :func:`flow_run_scope`, if any."""
+    return _current_flow_run_id.get()
+
+
 def record_runs(spark, settings: Settings, runs: list[TableRun]) -> None:
     """Append run rows to ``system.pipeline_runs``."""
     if not runs:
         return
+    for r in runs:
+        if r.flow_run_id is None:
+            r.flow_run_id = _current_flow_run_id.get()
     cols = [c.split()[0] for c in PIPELINE_RUNS_SCHEMA.split(", ")]
     rows = [tuple(r.as_row()[c] for c in cols) for r in runs]
     df = spark.createDataFrame(rows, PIPELINE_RUNS_SCHEMA)
