@@ -82,7 +82,44 @@ PIPELINE_RUNS = TableSpec(
 # ---------------------------------------------------------------------------------------------------------------
 # Silver (issue 3 owns the details of these definitions).
 # ---------------------------------------------------------------------------------------------------------------
-SILVER_TABLES: tuple[TableSpec, ...] = ()
+SILVER_CUSTOMERS = TableSpec(
+    "silver", "customers", keys=("source_system", "source_customer_id"), partition_by=(),
+    description="Customer accounts and loyalty members of every system, typed and standardized; latest version wins.",
+)
+SILVER_PRODUCTS = TableSpec(
+    "silver", "products", keys=("source_system", "sku"), partition_by=(),
+    description="Every system's catalogue: brand, category levels, prices; latest version wins.",
+)
+SILVER_STORES = TableSpec(
+    "silver", "stores", keys=("source_system", "store_id"), partition_by=(),
+    description="Stores and warehouses.",
+)
+SILVER_ORDERS = TableSpec(
+    "silver", "orders", keys=("source_system", "order_id"), partition_by=("order_date",),
+    description="Order headers of both systems (online orders and POS receipts): channel, status, totals.",
+)
+SILVER_ORDER_LINES = TableSpec(
+    "silver", "order_lines", keys=("source_system", "order_id", "line_number"), partition_by=("order_date",),
+    description="Online order lines and POS receipt lines in one table, with channel, source system and line type.",
+)
+SILVER_PAYMENTS = TableSpec(
+    "silver", "payments", keys=("source_system", "payment_id"), partition_by=(),
+    description="Online order payments.",
+)
+SILVER_EVENTS = TableSpec(
+    "silver", "events", keys=("event_id",), partition_by=("event_date",),
+    description="Clickstream events (seed 003 events_cleaned) with device type and source system.",
+)
+SILVER_INVENTORY_MOVEMENTS = TableSpec(
+    "silver", "inventory_movements", keys=("source_system", "movement_id"), partition_by=("movement_date",),
+    description="Stock movements per store or warehouse.",
+)
+# In refine order: payments before orders (orders take the payment method), orders before order lines (lines take
+# channel, customer, store, time and status from their header).
+SILVER_TABLES: tuple[TableSpec, ...] = (
+    SILVER_CUSTOMERS, SILVER_PRODUCTS, SILVER_STORES, SILVER_PAYMENTS, SILVER_ORDERS, SILVER_ORDER_LINES,
+    SILVER_EVENTS, SILVER_INVENTORY_MOVEMENTS,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Gold (issues 4 and 5 own the details of these definitions).
