@@ -126,6 +126,34 @@ SILVER_TABLES: tuple[TableSpec, ...] = (
 # ---------------------------------------------------------------------------------------------------------------
 GOLD_TABLES: tuple[TableSpec, ...] = ()
 
+# Gold built by flows/publish.py (issue 5): dimensions, the sales fact, customer scores, recommendations, marts.
+def _gold(name: str, keys: str, description: str) -> TableSpec:
+    return TableSpec("gold", name, keys=tuple(keys.split()), partition_by=(), description=description)
+
+
+GOLD_PUBLISH_TABLES: tuple[TableSpec, ...] = (
+    _gold("dim_product", "sku", "One product per SKU conformed across every catalogue (attribute survivorship)."),
+    _gold("dim_store", "location_id", "Stores and warehouses (inferred members for unknown ids)."),
+    _gold("dim_channel", "channel", "Sales channels: web, app, store."),
+    _gold("dim_date", "date_key", "Calendar, ISO week, 4-4-5 retail periods, weekends, UK bank holidays."),
+    _gold("fact_sales", "sales_key", "Every order line of both systems at line grain with the golden customer key."),
+    _gold("customer_metrics", "golden_id", "Per golden customer: activity, orders, RFM, segment, churn risk."),
+    _gold("loyalty_scores", "golden_id", "Loyalty score 0-100, tier, and every weighted component."),
+    _gold("customer_score_history", "golden_id as_of_date", "Daily loyalty/RFM/segment snapshot per customer (MERGE)."),
+    _gold("voucher_recommendations", "golden_id rank", "Top N products per customer with a margin-safe voucher."),
+    _gold("subscription_candidates", "golden_id sku", "Products a customer replenishes at a regular interval."),
+    _gold("daily_sales_summary", "event_date channel", "Daily sales and events per channel and 'all', rolling 7 days."),
+    _gold("product_performance", "sku", "Per product funnel, sales, revenue rank and performance tier."),
+    _gold("conversion_funnel", "event_date category_l1", "Session funnel per day and category."),
+    _gold("cart_abandonment", "user_session", "One row per session with a cart add; abandoned or bought."),
+    _gold("category_sales_summary", "sale_date category_l1", "Revenue, orders and units per day and category."),
+    _gold("payment_method_summary", "sale_date payment_method", "Revenue and orders per day and payment method."),
+    _gold("device_usage_summary", "event_date device_type", "Sessions, conversion and online orders per day and device."),
+    _gold("inventory_movement_summary", "movement_date location_id sku movement_type", "Units moved per day, location, SKU, type."),
+    _gold("inventory_net_position", "location_id sku", "Net stock per location and SKU from all movements."),
+)
+GOLD_TABLES = (*GOLD_TABLES, *GOLD_PUBLISH_TABLES)
+
 SYSTEM_TABLES: tuple[TableSpec, ...] = (FILE_LEDGER, QUARANTINE, PIPELINE_RUNS)
 
 
