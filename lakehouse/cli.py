@@ -63,6 +63,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_land(args: argparse.Namespace) -> int:
+    from lakehouse.mappings import land_export, load_mappings, resolve_mapping
+
+    settings = load_settings()
+    mapping = resolve_mapping(settings, args.mapping)
+    result = land_export(settings, mapping, args.input, parse_date(args.date))
+    for entity, src, dest in result.copied:
+        print(f"  landed    {entity:<14} {src} -> {dest}")
+    for entity, src, dest in result.unchanged:
+        print(f"  unchanged {entity:<14} {dest} (already landed)")
+    for src in result.unmatched:
+        print(f"  not mapped {src}")
+    if load_mappings(settings).get(mapping.name) is None:
+        print(f"note: {mapping.path} is not in mappings/ or LAKEHOUSE_MAPPINGS_DIR: `lakehouse ingest` will skip "
+              f"source {mapping.name!r} until it is", file=sys.stderr)
+    print(f"{len(result.copied)} file(s) landed for source {mapping.name} on {args.date}; "
+          f"next: lakehouse ingest --date {args.date} --source {mapping.name}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from lakehouse.catalog import all_tables
     from lakehouse.sources import all_sources
@@ -109,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="only these sources (comma-separated)")
     p.add_argument("--entity", help="only these entities (comma-separated)")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("land", help="copy a system's export files, unchanged, into landing through a source mapping")
+    p.add_argument("--mapping", required=True, help="mapping name (mappings/*.yaml) or a mapping .yaml file")
+    p.add_argument("--input", required=True, help="folder holding the export files")
+    p.add_argument("--date", required=True, help="ingest date to land them under, YYYY-MM-DD")
+    p.set_defaults(func=cmd_land)
 
     p = sub.add_parser("info", help="show settings and the table catalogue")
     p.set_defaults(func=cmd_info)

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     run_id: str | None = None
 
+    # A folder of extra source-mapping files (*.yaml) besides the repo's mappings/ (see lakehouse/mappings.py).
+    mappings_dir: str | None = None
+
     @field_validator("spark_remote")
     @classmethod
     def _check_remote(cls, value: str | None) -> str | None:

@@ -1,0 +1,337 @@
+"""Bronze ingestion: readers keep every record, the ledger makes loading exactly-once, drift and rejects are kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakehouse import delta
+from lakehouse.catalog import FILE_LEDGER, bronze_table
+from lakehouse.entities import ONLINE_ORDERS, entity
+from lakehouse.errors import LandingNotFound, SchemaError
+from lakehouse.storage import Storage
+from transforms.bronze.conform import add_audit_columns, apply_mapping, conform_to_entity
+from transforms.bronze.readers import read_csv, read_jsonl, read_parquet
+
+D1 = dt.date(2026, 1, 3)
+D2 = dt.date(2026, 1, 4)
+ORDERS_HEADER = "order_id,customer_id,order_ts,status,channel,device_type,currency,shipping_postcode,updated_at"
+
+
+def orders_csv(*ids: str, extra: str | None = None, header: str = ORDERS_HEADER) -> bytes:
+    """A small online orders landing file (optionally with one extra drift column)."""
+    head = header + (f",{extra}" if extra else "")
+    lines = [head]
+    for i in ids:
+        row = f"{i},c{i},2026-01-03T10:15:00Z,placed,web,mobile,GBP,SW1A 1AA,2026-01-03T10:15:00Z"
+        lines.append(row + (f",{extra}-{i}" if extra else ""))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def land(settings, source: str, entity_name: str, day: dt.date, name: str, data: bytes) -> str:
+    """Write one landing file and return its URI."""
+    st = Storage(settings)
+    uri = f"{st.landing_dir(source, entity_name, day)}/{name}"
+    st.write_bytes(uri, data)
+    return uri
+
+
+def bronze_rows(spark, settings, source: str, entity_name: str) -> list[dict]:
+    """Every row of a bronze table (scanned, not counted from log statistics)."""
+    return [r.asDict() for r in delta.read_table(spark, bronze_table(source, entity_name), settings).collect()]
+
+
+def ledger_rows(spark, settings) -> list[dict]:
+    return [r.asDict() for r in delta.read_table(spark, FILE_LEDGER, settings).collect()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Readers (pure)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.unit
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("bom", [False, True], ids=["nobom", "bom"])
+def test_csv_keeps_malformed_records_with_raw_text_and_reason(newline, bom):
+    text = newline.join([
+        "a,b,c",
+        "1,2,3",
+        "4,5",                      # too few fields
+        f'"multi{newline}line",x,y',  # one record over two lines
+        "",                          # blank line: not a record
+        "9,10,11,12",               # too many fields
+        '13,,""',                   # unquoted empty -> null, quoted empty -> ""
+    ]) + newline
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+    d = read_csv(data)
+    assert d.columns == ("a", "b", "c")
+    assert d.encoding == ("utf-8-sig" if bom else "utf-8")
+    assert (d.records, d.malformed) == (5, 2)
+    rows = d.table.to_pylist()
+    assert [r["_line_number"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0] == {"a": "1", "b": "2", "c": "3", "_line_number": 1, "_raw_line": None, "_parse_error": None}
+    assert rows[1]["a"] is None and rows[1]["_raw_line"] == "4,5"
+    assert rows[1]["_parse_error"] == "expected 3 fields, found 2"
+    assert rows[2]["a"] == f"multi{newline}line" and rows[2]["_parse_error"] is None
+    assert rows[3]["_raw_line"] == "9,10,11,12" and rows[3]["_parse_error"] == "expected 3 fields, found 4"
+    assert (rows[4]["b"], rows[4]["c"]) == (None, "")
+
+
+@pytest.mark.unit
+def test_csv_not_utf8_falls_back_to_windows_1252_and_strict_encoding_rejects():
+    data = "name,city\nJosé,Zürich\n".encode("cp1252")
+    d = read_csv(data)
+    assert d.encoding == "cp1252"
+    assert d.table.to_pylist()[0]["name"] == "José"
+    with pytest.raises(SchemaError, match="x.csv: not valid utf-8 text"):
+        read_csv(data, encoding="utf-8", path="x.csv")
+
+
+@pytest.mark.unit
+def test_empty_and_header_only_files_have_no_records():
+    empty = read_csv(b"")
+    assert (empty.records, empty.note, empty.columns) == (0, "empty file", ())
+    header_only = read_csv(b"a,b\r\n")
+    assert (header_only.records, header_only.columns) == (0, ("a", "b"))
+    assert read_jsonl(b"\n\n").records == 0
+
+
+@pytest.mark.unit
+def test_reserved_or_duplicate_header_is_a_schema_error():
+    with pytest.raises(SchemaError, match="f.csv: column `_source_file` is reserved"):
+        read_csv(b"a,_source_file\n1,2\n", path="f.csv")
+    with pytest.raises(SchemaError, match="duplicate column `A`"):
+        read_csv(b"a,A\n1,2\n")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_jsonl_keeps_bad_lines_with_raw_text_and_reason(newline):
+    lines = ['{"a": "1", "b": 2.50}', "", "{broken", "[1, 2]", '{"a": "3", "n": {"x": 1}, "t": true}']
+    d = read_jsonl(newline.join(lines).encode())
+    rows = d.table.to_pylist()
+    assert (d.records, d.malformed) == (4, 2)
+    assert [r["_line_number"] for r in rows] == [1, 3, 4, 5]  # physical line numbers
+    assert (rows[0]["a"], rows[0]["b"]) == ("1", "2.50")  # numbers keep their text
+    assert rows[1]["_raw_line"] == "{broken" and rows[1]["_parse_error"].startswith("invalid JSON")
+    assert rows[2]["_parse_error"] == "not a JSON object (list)"
+    assert (rows[3]["n"], rows[3]["t"]) == ('{"x":1}', "true")
+
+
+@pytest.mark.unit
+def test_jsonl_fast_path_keeps_strings_verbatim():
+    data = b'{"ts": "2026-01-03T10:15:00Z", "v": "007"}\n{"ts": null, "w": "x"}\n'
+    d = read_jsonl(data)
+    assert d.table.select(["ts", "v", "w", "_line_number"]).to_pylist() == [
+        {"ts": "2026-01-03T10:15:00Z", "v": "007", "w": None, "_line_number": 1},
+        {"ts": None, "v": None, "w": "x", "_line_number": 2},
+    ]
+
+
+@pytest.mark.unit
+def test_parquet_columns_become_strings():
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"qty": pa.array([1, None], pa.int64()), "sku": ["A", "B"]}), buf)
+    d = read_parquet(buf.getvalue())
+    assert d.table.select(["qty", "sku", "_line_number"]).to_pylist() == [
+        {"qty": "1", "sku": "A", "_line_number": 1}, {"qty": None, "sku": "B", "_line_number": 2},
+    ]
+
+
+@pytest.mark.unit
+def test_mapping_renames_templates_constants_and_keeps_unmapped_columns():
+    d = read_csv(b"oid,seq,status,kind\n9,1,ok,x\n9,2\n")
+    out = apply_mapping(
+        d.table,
+        columns={"order_id": "oid", "payment_id": "{oid}-{seq}", "payment_method": "kind", "amount": "missing_col"},
+        constants={"status": "captured"},
+    )
+    rows = out.to_pylist()
+    assert [c for c in out.column_names if not c.startswith("_")] == [
+        "order_id", "payment_id", "payment_method", "status", "seq", "src_status"
+    ]
+    assert rows[0]["payment_id"] == "9-1" and rows[0]["status"] == "captured" and rows[0]["src_status"] == "ok"
+    assert rows[1]["status"] is None and rows[1]["_parse_error"]  # constants only on good records
+    conformed = conform_to_entity(out, entity=entity("online", "payments"))
+    assert conformed.column_names[:6] == list(entity("online", "payments").columns)
+    assert conformed.column(conformed.column_names.index("amount")).null_count == 2
+    audited = add_audit_columns(conformed, source_file="f.csv", run_id="r", ingested_at=dt.datetime(2026, 1, 1,
+                                tzinfo=dt.timezone.utc), ingest_date=D1)
+    assert audited.column_names[-4:] == ["_ingested_at", "_source_file", "_run_id", "ingest_date"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Flow: landing -> bronze Delta
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.flow
+def test_rerun_loads_nothing_twice_and_late_file_is_picked_up(spark, settings):
+    from flows.ingest import ingest_day, ingest_days
+
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1", "2"))
+    land(settings, "online", "orders", D1, "orders-0002.csv", orders_csv("3"))
+    land(settings, "online", "orders", D2, "orders-0001.csv", orders_csv("4"))
+    first = ingest_days(settings, [D1, D2], sources=["online"])
+    assert [(r.run_date, r.rows_in, r.rows_out, r.files_loaded) for r in first] == [(D1, 3, 3, 2), (D2, 1, 1, 1)]
+    assert all(r.balanced for r in first)
+    rows = bronze_rows(spark, settings, "online", "orders")
+    assert sorted(r["order_id"] for r in rows) == ["1", "2", "3", "4"]
+    first_run_of = {(r["_source_file"], r["_line_number"]): r["_run_id"] for r in rows}
+
+    again = ingest_day(settings, D1, spark=spark)
+    assert [(r.rows_in, r.rows_out, r.files_loaded, r.files_skipped) for r in again] == [(0, 0, 0, 2)]
+    assert len(bronze_rows(spark, settings, "online", "orders")) == 4
+
+    late = land(settings, "online", "orders", D1, "orders-0003.csv", orders_csv("5", "6"))
+    runs = ingest_days(settings, [D1, D2])
+    assert [(r.run_date, r.files_loaded, r.files_skipped, r.rows_out) for r in runs] == [(D1, 1, 2, 2), (D2, 0, 1, 0)]
+    rows = bronze_rows(spark, settings, "online", "orders")
+    assert sorted(r["order_id"] for r in rows) == ["1", "2", "3", "4", "5", "6"]
+    for r in rows:  # nothing else was reloaded: earlier rows keep their first run id
+        if r["_source_file"] != late:
+            assert r["_run_id"] == first_run_of[(r["_source_file"], r["_line_number"])]
+        else:
+            assert r["ingest_date"] == D1
+    keys = [(r["_source_file"], r["_line_number"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    loaded = [e for e in ledger_rows(spark, settings) if e["status"] == "loaded"]
+    assert len(loaded) == 4 and len({(e["file_path"], e["fingerprint"]) for e in loaded}) == 4
+
+
+@pytest.mark.flow
+def test_crash_between_bronze_and_ledger_is_repaired_without_duplicates(spark, settings, monkeypatch):
+    import flows.ingest as ingest
+
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1", "2", "3"))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash after the bronze append")
+
+    monkeypatch.setattr(ingest, "record_files", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ingest.ingest_day(settings, D1, spark=spark)
+    assert len(bronze_rows(spark, settings, "online", "orders")) == 3  # appended, but no ledger row
+    assert not delta.table_exists(FILE_LEDGER, settings)
+    monkeypatch.undo()
+
+    runs = ingest.ingest_day(settings, D1, spark=spark)
+    assert runs[0].files_loaded == 1
+    rows = bronze_rows(spark, settings, "online", "orders")
+    assert sorted(r["order_id"] for r in rows) == ["1", "2", "3"]
+    assert {r["_run_id"] for r in rows} == {runs[0].run_id}
+    assert ingest.ingest_day(settings, D1, spark=spark)[0].files_skipped == 1
+    assert len(bronze_rows(spark, settings, "online", "orders")) == 3
+
+
+@pytest.mark.flow
+def test_malformed_csv_and_json_lines_reach_bronze_with_reason(spark, settings):
+    from flows.ingest import ingest_day
+
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1") + b"2,broken\r\n" + orders_csv("3")[len(ORDERS_HEADER) + 1:])
+    events = (
+        b'{"event_time": "2026-01-03 10:00:00 UTC", "event_type": "view", "product_id": "SKU1"}\r\n'
+        b'{"event_time": "2026-01-03 10:01:00 UTC", "event_type": \r\n'
+        b'{"event_time": "2026-01-03 10:02:00 UTC", "event_type": "cart", "product_id": "SKU1"}\r\n'
+    )
+    land(settings, "clickstream", "events", D1, "events-0001.jsonl", events)
+    runs = {r.table_name: r for r in ingest_day(settings, D1, spark=spark)}
+    assert runs["bronze.online_orders"].rows_out == 3 and runs["bronze.online_orders"].status == "warn"
+    assert runs["bronze.clickstream_events"].rows_out == 3
+    orders = sorted(bronze_rows(spark, settings, "online", "orders"), key=lambda r: r["_line_number"])
+    assert [r["order_id"] for r in orders] == ["1", None, "3"]
+    assert orders[1]["_raw_line"] == "2,broken" and orders[1]["_parse_error"] == "expected 9 fields, found 2"
+    ev = sorted(bronze_rows(spark, settings, "clickstream", "events"), key=lambda r: r["_line_number"])
+    assert [r["event_type"] for r in ev] == ["view", None, "cart"]
+    assert ev[1]["_raw_line"].startswith('{"event_time": "2026-01-03 10:01:00 UTC"')
+    assert ev[1]["_parse_error"].startswith("invalid JSON")
+    assert ev[0]["device_type"] is None  # canonical column absent from the file: null
+
+
+@pytest.mark.flow
+def test_schema_drift_column_is_added_and_kept(spark, settings):
+    from flows.ingest import ingest_days
+
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1", "2"))
+    land(settings, "online", "orders", D2, "orders-0001.csv", orders_csv("3", extra="loyalty_tier"))
+    runs = ingest_days(settings, [D1, D2])
+    assert "loyalty_tier" in runs[1].message
+    rows = {r["order_id"]: r for r in bronze_rows(spark, settings, "online", "orders")}
+    assert rows["3"]["loyalty_tier"] == "loyalty_tier-3"
+    assert rows["1"]["loyalty_tier"] is None and rows["2"]["loyalty_tier"] is None
+    ledger = {e["ingest_date"]: e for e in ledger_rows(spark, settings)}
+    assert ledger[D2]["extra_columns"] == "loyalty_tier"
+
+
+@pytest.mark.flow
+def test_file_missing_a_required_column_is_rejected_with_reason(spark, settings):
+    from flows.ingest import ingest_day
+
+    good = land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1"))
+    bad = land(settings, "online", "orders", D1, "orders-0002.csv",
+               b"customer_id,order_ts\nc1,2026-01-03T10:15:00Z\nc2,2026-01-03T10:16:00Z\n")
+    run = ingest_day(settings, D1, spark=spark)[0]
+    assert (run.files_loaded, run.files_rejected, run.rows_in, run.rows_out, run.rows_rejected) == (1, 1, 3, 1, 2)
+    assert run.balanced and run.status == "warn"
+    ledger = {e["file_path"]: e for e in ledger_rows(spark, settings)}
+    assert ledger[good]["status"] == "loaded"
+    assert ledger[bad]["status"] == "rejected"
+    assert bad in ledger[bad]["reason"] and "`order_id`" in ledger[bad]["reason"]
+    assert {r["_source_file"] for r in bronze_rows(spark, settings, "online", "orders")} == {good}
+    # A rejected file is tried again on the next run (and rejected again); the loaded one is not reloaded.
+    again = ingest_day(settings, D1, spark=spark)[0]
+    assert (again.files_loaded, again.files_skipped, again.files_rejected) == (0, 1, 1)
+
+
+@pytest.mark.flow
+def test_missing_landing_folder_is_a_clear_error(spark, settings):
+    from flows.ingest import ingest_day, ingest_days
+
+    with pytest.raises(LandingNotFound, match="landing folder .*landing does not exist"):
+        ingest_days(settings, [D1])
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1"))
+    with pytest.raises(LandingNotFound, match=f"no landing folder for {D2}"):
+        ingest_day(settings, D2, spark=spark)
+    with pytest.raises(LandingNotFound, match=f"no landing folder for {D2}"):
+        ingest_days(settings, [D1, D2])  # checked before any work
+    assert not delta.table_exists(bronze_table("online", "orders"), settings)
+
+
+@pytest.mark.flow
+def test_ingestion_on_s3_is_exactly_once(spark, s3_settings):
+    from flows.ingest import ingest_day
+
+    uri = land(s3_settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1", "2") + b"x,y\n")
+    assert uri.startswith("s3://")
+    run = ingest_day(s3_settings, D1, spark=spark)[0]
+    assert (run.files_loaded, run.rows_out) == (1, 3)
+    land(s3_settings, "online", "orders", D1, "orders-0002.csv", orders_csv("3", extra="loyalty_tier"))
+    run = ingest_day(s3_settings, D1, spark=spark)[0]
+    assert (run.files_loaded, run.files_skipped, run.rows_out) == (1, 1, 1)
+    rows = bronze_rows(spark, s3_settings, "online", "orders")
+    assert sorted(r["order_id"] or "-" for r in rows) == ["-", "1", "2", "3"]
+    assert {r["_source_file"] for r in rows} == {uri, uri.replace("0001", "0002")}
+    assert [r["loyalty_tier"] for r in rows if r["order_id"] == "3"] == ["loyalty_tier-3"]
+    assert not Storage(s3_settings).list_files(f"{s3_settings.warehouse_root}/_staging", recursive=True)
+
+
+@pytest.mark.flow
+def test_cli_ingest_missing_landing_folder_prints_no_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_REMOTE", "AWS_"))}
+    env["LAKEHOUSE_DATA_ROOT"] = str(tmp_path / "lh")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", "ingest", "--date", "2026-01-01"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "error: landing folder" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.unit
+def test_orders_entity_contract_is_what_the_tests_write():
+    assert ",".join(ONLINE_ORDERS.columns) == ORDERS_HEADER

@@ -1,0 +1,311 @@
+"""Landing-file readers: bytes in, an all-string Arrow table out, with every record kept.
+
+Pure functions (no I/O): the flow reads the bytes, these decode them. Each reader returns a :class:`Decoded` whose
+table holds the file's data columns as strings (file order) plus ``_line_number``, ``_raw_line`` and
+``_parse_error``. A record that cannot be parsed is never dropped: it becomes a row whose data columns are null,
+with its raw text in ``_raw_line`` and the reason in ``_parse_error``.
+
+``_line_number`` is the record number in the file, 1-based: for CSV the header is not counted and blank lines are
+skipped (a quoted value spanning lines is one record); for JSON lines it is the physical line number; for Parquet
+the row number.
+
+Text encodings: UTF-8 (a byte-order mark is stripped). Bytes that are not valid UTF-8 are decoded as Windows-1252,
+and if even that fails, as Latin-1 (which accepts every byte); the encoding used is reported, so the ledger shows
+which files were decoded by the fallback. A mapping may name an explicit encoding instead, which is used strictly.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from lakehouse.errors import SchemaError
+from transforms.bronze.schemas import DECODE_FIELDS, clean_column_name, header_problems
+
+_BOM = codecs.BOM_UTF8
+_LINE_SPLIT = re.compile(r"\r\n|\r|\n")
+_FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded landing file."""
+
+    table: pa.Table  # data columns (strings, file order) + _line_number, _raw_line, _parse_error
+    columns: tuple[str, ...]  # the file's data columns, as named in bronze
+    encoding: str  # utf-8, utf-8-sig (BOM), cp1252 / latin-1 (fallback), binary (parquet)
+    records: int  # every record, good or malformed
+    malformed: int  # records kept with _raw_line and _parse_error
+    note: str = ""  # e.g. "empty file"
+
+
+def decode_text(data: bytes, *, encoding: str | None = None, path: str = "landing file") -> tuple[bytes, str]:
+    """The file's text as UTF-8 bytes (BOM stripped) and the encoding it was read in."""
+    if encoding:
+        name = codecs.lookup(encoding).name
+        if name in ("utf-8", "utf-8-sig"):
+            body = data[len(_BOM):] if data.startswith(_BOM) else data
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SchemaError(path, f"not valid {encoding} text at byte {exc.start}: {exc.reason}") from None
+            return body, "utf-8-sig" if body is not data else "utf-8"
+        try:
+            return data.decode(encoding).encode("utf-8"), name
+        except UnicodeDecodeError as exc:
+            raise SchemaError(path, f"not valid {encoding} text at byte {exc.start}: {exc.reason}") from None
+    body = data[len(_BOM):] if data.startswith(_BOM) else data
+    try:
+        body.decode("utf-8")
+        return body, "utf-8-sig" if body is not data else "utf-8"
+    except UnicodeDecodeError:
+        pass
+    for fallback in _FALLBACK_ENCODINGS:
+        try:
+            return data.decode(fallback).encode("utf-8"), fallback
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def _empty(columns: tuple[str, ...], encoding: str, note: str = "") -> Decoded:
+    fields = [pa.field(c, pa.string()) for c in columns] + list(DECODE_FIELDS)
+    return Decoded(pa.schema(fields).empty_table(), columns, encoding, 0, 0, note)
+
+
+def _assemble(
+    good_columns: list, good_numbers: np.ndarray, bad: list[tuple[int, str, str]], columns: tuple[str, ...]
+) -> pa.Table:
+    """Good rows (one array per column) and malformed records (number, raw text, reason) as one table, in order."""
+    schema = pa.schema([pa.field(c, pa.string()) for c in columns] + list(DECODE_FIELDS))
+    n = len(good_numbers)
+    good_t = pa.Table.from_arrays(
+        [*good_columns, pa.array(good_numbers, pa.int64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())],
+        schema=schema,
+    )
+    if not bad:
+        return good_t
+    m = len(bad)
+    bad_t = pa.Table.from_arrays(
+        [*(pa.nulls(m, pa.string()) for _ in columns),
+         pa.array([b[0] for b in bad], pa.int64()),
+         pa.array([b[1] for b in bad], pa.string()),
+         pa.array([b[2] for b in bad], pa.string())],
+        schema=schema,
+    )
+    both = pa.concat_tables([good_t, bad_t])
+    return both.take(pc.sort_indices(both["_line_number"]))
+
+
+def _number_records(n_good: int, bad_numbers: list[int | None]) -> tuple[np.ndarray, list[int]]:
+    """Record numbers of good rows and of malformed ones, given the malformed records' positions."""
+    total = n_good + len(bad_numbers)
+    if bad_numbers and all(b is not None for b in bad_numbers):
+        bad_sorted = sorted(bad_numbers)  # type: ignore[arg-type]
+        if len(set(bad_sorted)) == len(bad_sorted) and bad_sorted[0] >= 1 and bad_sorted[-1] <= total:
+            return np.setdiff1d(np.arange(1, total + 1, dtype=np.int64), np.array(bad_sorted, np.int64)), bad_numbers  # type: ignore[return-value]
+    if not bad_numbers:
+        return np.arange(1, total + 1, dtype=np.int64), []
+    # Positions unknown: number good rows first, malformed after them (still unique per file).
+    return np.arange(1, n_good + 1, dtype=np.int64), list(range(n_good + 1, total + 1))
+
+
+def read_csv(
+    data: bytes,
+    *,
+    path: str = "landing file",
+    delimiter: str = ",",
+    quote_char: str = '"',
+    escape_char: str | None = None,
+    encoding: str | None = None,
+) -> Decoded:
+    """Decode a CSV file with a header row; rows with the wrong number of fields are kept as malformed records.
+
+    Unquoted empty fields are null, quoted empty fields (``""``) are empty strings. CR, LF and CRLF line endings and
+    quoted values spanning lines are accepted.
+    """
+    utf8, used = decode_text(data, encoding=encoding, path=path)
+    if not utf8.strip():
+        return _empty((), used, "empty file")
+    bad: list[tuple[int | None, str, str]] = []
+
+    def on_invalid(row) -> str:
+        bad.append((row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
+        return "skip"
+
+    # The header is read as a data row (all columns forced to string), so pyarrow's record numbering includes it.
+    max_cols = 1 + utf8.split(b"\n", 1)[0].split(b"\r", 1)[0].count(delimiter.encode())
+    types = {f"f{i}": pa.string() for i in range(max(2 * max_cols + 16, 256))}
+    try:
+        raw = pacsv.read_csv(
+            pa.BufferReader(utf8),
+            read_options=pacsv.ReadOptions(use_threads=False, autogenerate_column_names=True, block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char=quote_char or False,
+                escape_char=escape_char or False,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException) as exc:
+        raise SchemaError(path, f"unreadable CSV: {exc}") from None
+    header = raw.slice(0, 1).to_pylist()[0] if raw.num_rows else {}
+    columns = tuple(clean_column_name(header.get(f"f{i}") or "", i) for i in range(raw.num_columns))
+    problems = header_problems(list(columns))
+    if problems:
+        raise SchemaError(path, "; ".join(problems))
+    good = [c if c.type == pa.string() else c.cast(pa.string()) for c in raw.slice(1).columns]
+    # pyarrow numbers records from 1 with the header as record 1; bronze numbers data records from 1.
+    good_numbers, bad_numbers = _number_records(raw.num_rows - 1, [b[0] - 1 if b[0] is not None else None for b in bad])
+    malformed = [(num, text, reason) for num, (_, text, reason) in zip(bad_numbers, bad)]
+    table = _assemble(good, good_numbers, malformed, columns)
+    note = "header only" if table.num_rows == 0 else ""
+    return Decoded(table, columns, used, table.num_rows, len(malformed), note)
+
+
+def _json_value(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=float)
+    return str(value)  # int, or Decimal (keeps the number's digits)
+
+
+def _jsonl_fast(utf8: bytes) -> pa.Table | None:
+    """pyarrow's JSON reader when every value is a string and every line an object; None to use the slow path.
+
+    Two passes: the first finds the keys, the second reads them all as strings (so no timestamp or number
+    inference can change a value's text); a non-string value makes the second pass fail.
+    """
+    lines = utf8.count(b"\n") + (0 if utf8.endswith(b"\n") else 1)
+    if b"\r" in utf8.replace(b"\r\n", b""):
+        return None  # CR-only line endings: the slow path numbers physical lines exactly
+    read_options = pajson.ReadOptions(use_threads=False, block_size=8 << 20)
+    try:
+        names = pajson.read_json(pa.BufferReader(utf8), read_options=read_options).column_names
+        table = pajson.read_json(
+            pa.BufferReader(utf8),
+            read_options=read_options,
+            parse_options=pajson.ParseOptions(
+                explicit_schema=pa.schema([pa.field(c, pa.string()) for c in names]),
+                unexpected_field_behavior="error",
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    if table.num_rows != lines:
+        return None  # blank lines: the slow path numbers physical lines exactly
+    return table
+
+
+def read_jsonl(data: bytes, *, path: str = "landing file", encoding: str | None = None) -> Decoded:
+    """Decode a JSON-lines file (one object per line); a line that is not a JSON object is kept as malformed.
+
+    Numbers keep their original text, booleans become ``true``/``false``, nested values become JSON text.
+    """
+    utf8, used = decode_text(data, encoding=encoding, path=path)
+    if not utf8.strip():
+        return _empty((), used, "empty file")
+    fast = _jsonl_fast(utf8)
+    if fast is not None:
+        columns = tuple(clean_column_name(c, i) for i, c in enumerate(fast.column_names))
+        problems = header_problems(list(columns))
+        if problems:
+            raise SchemaError(path, "; ".join(problems))
+        table = _assemble(list(fast.columns), np.arange(1, fast.num_rows + 1, dtype=np.int64), [], columns)
+        return Decoded(table, columns, used, table.num_rows, 0)
+
+    text = utf8.decode("utf-8")
+    values: dict[str, list[str | None]] = {}
+    numbers: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    for number, line in enumerate(_LINE_SPLIT.split(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line, parse_float=Decimal)
+        except ValueError as exc:
+            bad.append((number, line, f"invalid JSON: {exc}"))
+            continue
+        if not isinstance(obj, dict):
+            bad.append((number, line, f"not a JSON object ({type(obj).__name__})"))
+            continue
+        n = len(numbers)
+        for key, value in obj.items():
+            col = values.get(key)
+            if col is None:
+                col = values[key] = [None] * n
+            col.append(_json_value(value))
+        numbers.append(number)
+        for col in values.values():
+            if len(col) == n:
+                col.append(None)
+    columns = tuple(clean_column_name(c, i) for i, c in enumerate(values))
+    problems = header_problems(list(columns))
+    if problems:
+        raise SchemaError(path, "; ".join(problems))
+    good = [pa.array(v, pa.string()) for v in values.values()]
+    table = _assemble(good, np.array(numbers, np.int64), bad, columns)
+    return Decoded(table, columns, used, table.num_rows, len(bad))
+
+
+def _to_string(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    if column.type == pa.string():
+        return column
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_json_value(v) for v in column.to_pylist()], pa.string())
+
+
+def read_parquet(data: bytes, *, path: str = "landing file") -> Decoded:
+    """Decode a Parquet file; every column is converted to strings (nested values as JSON text)."""
+    try:
+        raw = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise SchemaError(path, f"unreadable Parquet: {exc}") from None
+    columns = tuple(clean_column_name(c, i) for i, c in enumerate(raw.column_names))
+    problems = header_problems(list(columns))
+    if problems:
+        raise SchemaError(path, "; ".join(problems))
+    good = [_to_string(c) for c in raw.columns]
+    table = _assemble(good, np.arange(1, raw.num_rows + 1, dtype=np.int64), [], columns)
+    return Decoded(table, columns, "binary", table.num_rows, 0, "" if table.num_rows else "no rows")
+
+
+def read_landing_file(
+    data: bytes, *, file_format: str, path: str = "landing file", options: dict[str, str] | None = None
+) -> Decoded:
+    """Decode one landing file of ``file_format`` (csv | jsonl | parquet) with reader ``options``."""
+    opts = dict(options or {})
+    if file_format == "csv":
+        return read_csv(
+            data,
+            path=path,
+            delimiter=opts.get("delimiter", ","),
+            quote_char=opts.get("quote_char", '"'),
+            escape_char=opts.get("escape_char"),
+            encoding=opts.get("encoding"),
+        )
+    if file_format == "jsonl":
+        return read_jsonl(data, path=path, encoding=opts.get("encoding"))
+    if file_format == "parquet":
+        return read_parquet(data, path=path)
+    raise SchemaError(path, f"unknown file format {file_format!r} (expected csv, jsonl or parquet)")
