@@ -14,7 +14,7 @@ from transforms.gold.dimensions import (
 )
 from transforms.gold.facts import FACT_SALES_COLUMNS, build_fact_sales
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore:.*No Partition Defined")]
 
 
 def test_product_survivorship_prefers_online_then_recency_and_keeps_hierarchy_whole(spark):

@@ -68,7 +68,7 @@ def build_fact_sales(order_lines: DataFrame, *, xref: DataFrame, dim_product: Da
         xr, (lines["source_system"] == xr["_x_sys"]) & (lines["source_customer_id"] == xr["_x_id"]), "left"
     ).join(prod, lines["sku"] == prod["_p_sku"], "left")
     sign = _sign(F.col("quantity"))
-    net = F.abs(F.col("_total")) * sign
+    net = F.col("_total")  # silver line_total as is: fact totals reconcile with silver exactly
     return joined.select(
         F.concat_ws("|", "source_system", "order_id", F.col("line_number").cast("string")).alias("sales_key"),
         "source_system",
