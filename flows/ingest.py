@@ -23,6 +23,7 @@ The malformed count is in the message and the ledger.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ from lakehouse.runs import TableRun, new_run_id, record_runs
 from lakehouse.settings import Settings
 from lakehouse.spark import get_spark
 from lakehouse.storage import FileInfo, Storage, parse_date
-from transforms.bronze.conform import add_audit_columns, apply_mapping, conform_to_entity, extra_columns
+from transforms.bronze.conform import (
+    add_audit_columns, apply_mapping, canonicalize_names, conform_to_entity, extra_columns,
+)
 from transforms.bronze.readers import read_landing_file
 from transforms.bronze.schemas import BATCH_FIELDS, DECODE_FIELDS, file_format, missing_required
 
@@ -229,13 +232,15 @@ def ingest_table(
             options = target.mapping.csv if target.mapping is not None else None
             decoded, table, reason = None, None, ""
             try:
-                decoded = read_landing_file(storage.read_bytes(f.uri), file_format=fmt, path=f.uri, options=options)
+                decoded = read_landing_file(storage.read_bytes(f.uri), file_format=fmt, path=f.uri, options=options,
+                                            string_columns=target.entity.columns)
             except SchemaError as exc:
                 reason = f"landing file {exc}"
             if decoded is not None:
                 table = decoded.table
                 if target.mapping is not None:
                     table = apply_mapping(table, columns=target.mapping.columns, constants=target.mapping.constants)
+                table = canonicalize_names(table, entity=target.entity)
                 missing = missing_required(table.column_names, target.entity) if decoded.note != "empty file" else []
                 if missing:
                     reason = _rejection(target, f, missing, list(decoded.columns))
@@ -282,8 +287,7 @@ def ingest_table(
             delta.append(df, spec, settings, merge_schema=True)
         record_files(spark, settings, entries)
     finally:
-        if staged:
-            storage.delete_dir(staging)
+        storage.delete_dir(staging)
 
     run.duration_s = time.perf_counter() - t0
     drift = f" extra columns: {', '.join(extras)}" if extras else ""
@@ -302,6 +306,17 @@ def ingest_table(
     return run
 
 
+def _remove_empty_run_folder(path: str) -> None:
+    """Remove a run's local staging folder if it is empty (each table removes its own staging folder; other units
+    of the same run may still be writing theirs, so never delete recursively here). Object stores have no folders."""
+    if "://" in path:
+        return
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def _run_plan(spark, settings: Settings, plan: DayPlan, run_id: str, storage: Storage) -> list[TableRun]:
     loaded = loaded_fingerprints(spark, settings, ingest_date=plan.day)
     try:
@@ -310,7 +325,7 @@ def _run_plan(spark, settings: Settings, plan: DayPlan, run_id: str, storage: St
             for target in plan.targets
         ]
     finally:
-        storage.delete_dir(storage.staging_dir(run_id, "").rstrip("/"))
+        _remove_empty_run_folder(storage.staging_dir(run_id, "").rstrip("/"))
     if plan.absent:
         _say(f"  {plan.day}: no landing folder for {', '.join(plan.absent)} (skipped)")
     record_runs(spark, settings, runs)
@@ -319,12 +334,15 @@ def _run_plan(spark, settings: Settings, plan: DayPlan, run_id: str, storage: St
 
 def ingest_day(
     settings: Settings, day: dt.date | str, *, sources: Iterable[str] | None = None,
-    entities: Iterable[str] | None = None, run_id: str | None = None, spark=None,
+    entities: Iterable[str] | None = None, run_id: str | None = None, spark=None, storage: Storage | None = None,
 ) -> list[TableRun]:
-    """Ingest one day's landing folders into bronze; one TableRun per bronze table (also written to pipeline_runs)."""
+    """Ingest one day's landing folders into bronze; one TableRun per bronze table (also written to pipeline_runs).
+
+    ``storage`` overrides how landing is listed and read (e.g. through a prefect-aws S3 block); default: Storage.
+    """
     spark = spark or get_spark(settings)
     day = parse_date(day)
-    storage = Storage(settings)
+    storage = storage or Storage(settings)
     plan = plan_day(settings, day, sources=sources, entities=entities, storage=storage)
     if not plan.targets:
         raise _landing_not_found(settings, [day], storage)

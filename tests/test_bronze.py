@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,7 +18,7 @@ from lakehouse.catalog import FILE_LEDGER, bronze_table
 from lakehouse.entities import ONLINE_ORDERS, entity
 from lakehouse.errors import LandingNotFound, SchemaError
 from lakehouse.storage import Storage
-from transforms.bronze.conform import add_audit_columns, apply_mapping, conform_to_entity
+from transforms.bronze.conform import add_audit_columns, apply_mapping, canonicalize_names, conform_to_entity
 from transforms.bronze.readers import read_csv, read_jsonl, read_parquet
 
 D1 = dt.date(2026, 1, 3)
@@ -125,12 +126,14 @@ def test_jsonl_keeps_bad_lines_with_raw_text_and_reason(newline):
 
 
 @pytest.mark.unit
-def test_jsonl_fast_path_keeps_strings_verbatim():
+@pytest.mark.parametrize("expected", [("ts", "v", "gone"), ()], ids=["fast-path", "slow-path"])
+def test_jsonl_keeps_strings_verbatim_and_absent_columns_absent(expected):
     data = b'{"ts": "2026-01-03T10:15:00Z", "v": "007"}\n{"ts": null, "w": "x"}\n'
-    d = read_jsonl(data)
-    assert d.table.select(["ts", "v", "w", "_line_number"]).to_pylist() == [
-        {"ts": "2026-01-03T10:15:00Z", "v": "007", "w": None, "_line_number": 1},
-        {"ts": None, "v": None, "w": "x", "_line_number": 2},
+    d = read_jsonl(data, string_columns=expected)
+    assert d.columns == ("ts", "v", "w")
+    assert d.table.to_pylist() == [
+        {"ts": "2026-01-03T10:15:00Z", "v": "007", "w": None, "_line_number": 1, "_raw_line": None, "_parse_error": None},
+        {"ts": None, "v": None, "w": "x", "_line_number": 2, "_raw_line": None, "_parse_error": None},
     ]
 
 
@@ -164,6 +167,15 @@ def test_mapping_renames_templates_constants_and_keeps_unmapped_columns():
     audited = add_audit_columns(conformed, source_file="f.csv", run_id="r", ingested_at=dt.datetime(2026, 1, 1,
                                 tzinfo=dt.timezone.utc), ingest_date=D1)
     assert audited.column_names[-4:] == ["_ingested_at", "_source_file", "_run_id", "ingest_date"]
+
+
+@pytest.mark.unit
+def test_canonical_names_match_ignoring_case_and_clashes_are_renamed():
+    # as after a mapping that produced `status` from another export column while the export also has `Status`
+    table = pa.table({"Order_ID": ["1"], "status": ["placed"], "Status": ["P"], "status_note": ["x"]})
+    out = canonicalize_names(table, entity=ONLINE_ORDERS)
+    assert out.column_names == ["order_id", "status", "src_Status", "status_note"]
+    assert out.to_pylist() == [{"order_id": "1", "status": "placed", "src_Status": "P", "status_note": "x"}]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,6 +277,7 @@ def test_schema_drift_column_is_added_and_kept(spark, settings):
     assert rows["1"]["loyalty_tier"] is None and rows["2"]["loyalty_tier"] is None
     ledger = {e["ingest_date"]: e for e in ledger_rows(spark, settings)}
     assert ledger[D2]["extra_columns"] == "loyalty_tier"
+    assert not list(Path(settings.warehouse_root, "_staging").glob("*"))  # staging removed after the append
 
 
 @pytest.mark.flow

@@ -76,9 +76,9 @@ def apply_mapping(table: pa.Table, *, columns: dict[str, str], constants: dict[s
     for name in table.column_names:
         if name in consumed or name in _DECODE_NAMES:
             continue
-        out = f"src_{name}" if name in produced else name
-        if out in produced or out in names:
-            continue
+        out = name
+        while out in produced or out in names:
+            out = f"src_{out}"
         names.append(out)
         arrays.append(table[name])
     for name in _DECODE_NAMES:
@@ -86,6 +86,24 @@ def apply_mapping(table: pa.Table, *, columns: dict[str, str], constants: dict[s
             names.append(name)
             arrays.append(table[name])
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def canonicalize_names(table: pa.Table, *, entity: EntitySchema) -> pa.Table:
+    """Match canonical columns case-insensitively (``Order_ID`` -> ``order_id``); a column whose name would still
+    clash with another ignoring case (Spark and Delta resolve names case-insensitively) is renamed ``src_<name>``."""
+    canonical = {c.lower(): c for c in entity.columns}
+    present = set(table.column_names)
+    names: list[str] = []
+    taken: set[str] = set()
+    for name in table.column_names:
+        target = name
+        if name not in canonical.values() and name.lower() in canonical and canonical[name.lower()] not in present:
+            target = canonical[name.lower()]
+        while target.lower() in taken:
+            target = f"src_{target}"
+        taken.add(target.lower())
+        names.append(target)
+    return table if names == table.column_names else table.rename_columns(names)
 
 
 def extra_columns(table: pa.Table, *, entity: EntitySchema) -> tuple[str, ...]:

@@ -188,48 +188,55 @@ def _json_value(value: object) -> str | None:
     return str(value)  # int, or Decimal (keeps the number's digits)
 
 
-def _jsonl_fast(utf8: bytes) -> pa.Table | None:
+def _jsonl_fast(utf8: bytes, string_columns: tuple[str, ...]) -> pa.Table | None:
     """pyarrow's JSON reader when every value is a string and every line an object; None to use the slow path.
 
-    Two passes: the first finds the keys, the second reads them all as strings (so no timestamp or number
-    inference can change a value's text); a non-string value makes the second pass fail.
+    The expected columns are read as strings (so no timestamp or number inference can change their text); other
+    keys are inferred and must come out as strings too. An expected column that is null in every line cannot be told
+    apart from an absent one, so it is treated as absent.
     """
     lines = utf8.count(b"\n") + (0 if utf8.endswith(b"\n") else 1)
     if b"\r" in utf8.replace(b"\r\n", b""):
         return None  # CR-only line endings: the slow path numbers physical lines exactly
-    read_options = pajson.ReadOptions(use_threads=False, block_size=8 << 20)
     try:
-        names = pajson.read_json(pa.BufferReader(utf8), read_options=read_options).column_names
         table = pajson.read_json(
             pa.BufferReader(utf8),
-            read_options=read_options,
+            read_options=pajson.ReadOptions(use_threads=False, block_size=8 << 20),
             parse_options=pajson.ParseOptions(
-                explicit_schema=pa.schema([pa.field(c, pa.string()) for c in names]),
-                unexpected_field_behavior="error",
+                explicit_schema=pa.schema([pa.field(c, pa.string()) for c in string_columns]),
+                unexpected_field_behavior="infer",
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
     if table.num_rows != lines:
         return None  # blank lines: the slow path numbers physical lines exactly
-    return table
+    if any(t not in (pa.string(), pa.null()) for t in table.schema.types):
+        return None
+    expected = set(string_columns)
+    keep = [c for c in table.column_names if c not in expected or table[c].null_count < table.num_rows]
+    return table.select(keep)
 
 
-def read_jsonl(data: bytes, *, path: str = "landing file", encoding: str | None = None) -> Decoded:
+def read_jsonl(
+    data: bytes, *, path: str = "landing file", encoding: str | None = None, string_columns: tuple[str, ...] = ()
+) -> Decoded:
     """Decode a JSON-lines file (one object per line); a line that is not a JSON object is kept as malformed.
 
     Numbers keep their original text, booleans become ``true``/``false``, nested values become JSON text.
+    ``string_columns`` are the columns the file is expected to have (they speed up the common case).
     """
     utf8, used = decode_text(data, encoding=encoding, path=path)
     if not utf8.strip():
         return _empty((), used, "empty file")
-    fast = _jsonl_fast(utf8)
+    fast = _jsonl_fast(utf8, string_columns)
     if fast is not None:
         columns = tuple(clean_column_name(c, i) for i, c in enumerate(fast.column_names))
         problems = header_problems(list(columns))
         if problems:
             raise SchemaError(path, "; ".join(problems))
-        table = _assemble(list(fast.columns), np.arange(1, fast.num_rows + 1, dtype=np.int64), [], columns)
+        good = [c if c.type == pa.string() else c.cast(pa.string()) for c in fast.columns]
+        table = _assemble(good, np.arange(1, fast.num_rows + 1, dtype=np.int64), [], columns)
         return Decoded(table, columns, used, table.num_rows, 0)
 
     text = utf8.decode("utf-8")
@@ -257,6 +264,8 @@ def read_jsonl(data: bytes, *, path: str = "landing file", encoding: str | None 
         for col in values.values():
             if len(col) == n:
                 col.append(None)
+    expected = set(string_columns)  # same rule as the fast path: an expected column null everywhere is absent
+    values = {k: v for k, v in values.items() if k not in expected or any(x is not None for x in v)}
     columns = tuple(clean_column_name(c, i) for i, c in enumerate(values))
     problems = header_problems(list(columns))
     if problems:
@@ -291,7 +300,8 @@ def read_parquet(data: bytes, *, path: str = "landing file") -> Decoded:
 
 
 def read_landing_file(
-    data: bytes, *, file_format: str, path: str = "landing file", options: dict[str, str] | None = None
+    data: bytes, *, file_format: str, path: str = "landing file", options: dict[str, str] | None = None,
+    string_columns: tuple[str, ...] = (),
 ) -> Decoded:
     """Decode one landing file of ``file_format`` (csv | jsonl | parquet) with reader ``options``."""
     opts = dict(options or {})
@@ -305,7 +315,7 @@ def read_landing_file(
             encoding=opts.get("encoding"),
         )
     if file_format == "jsonl":
-        return read_jsonl(data, path=path, encoding=opts.get("encoding"))
+        return read_jsonl(data, path=path, encoding=opts.get("encoding"), string_columns=string_columns)
     if file_format == "parquet":
         return read_parquet(data, path=path)
     raise SchemaError(path, f"unknown file format {file_format!r} (expected csv, jsonl or parquet)")
