@@ -99,6 +99,63 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_layer(layer: str, day, runs) -> None:
+    _print_runs(runs)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from flows.orchestration import run_day, yesterday
+
+    settings = load_settings()
+    days = _date_range(args) if (args.date or args.start) else [yesterday(settings.timezone)]
+    for day in days:
+        result = run_day(settings, day, lock_wait_s=args.wait_lock, on_layer=_print_layer)
+        manifest = f", manifest v{result.manifest_version}" if result.manifest_version is not None else ""
+        print(f"pipeline {day}: {len(result.all_runs())} table runs in {result.duration_s:.1f}s{manifest}")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from flows.orchestration import run_backfill
+
+    settings = load_settings()
+
+    def on_day(result, i: int, n: int) -> None:
+        print(f"backfill day {i}/{n} {result.day} done in {result.duration_s:.1f}s", flush=True)
+
+    out = run_backfill(
+        settings, parse_date(args.start), parse_date(args.end), backfill_id=args.id, resume=not args.restart,
+        lock_wait_s=args.wait_lock, on_layer=_print_layer, on_day=on_day,
+    )
+    skipped = f"; {len(out.skipped)} day(s) already done by an earlier attempt were skipped" if out.skipped else ""
+    print(f"backfill {out.backfill_id}: {len(out.results)} day(s) run{skipped}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(load_settings(), build_parser().parse_args(["generate"]))
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from flows.prefect_local import run_server
+
+    return run_server(load_settings(), args.host, args.port)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from flows.prefect_local import run_worker
+
+    return run_worker(load_settings(), args.pool, url=args.api_url, deploy=args.deploy, limit=args.limit)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from flows.prefect_local import run_deploy
+
+    return run_deploy(load_settings(), url=args.api_url, pool=args.pool)
+
+
 def _print_runs(runs) -> None:
     for r in runs:
         flag = "ok " if r.balanced and r.status == "ok" else r.status
@@ -135,6 +192,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="folder holding the export files")
     p.add_argument("--date", required=True, help="ingest date to land them under, YYYY-MM-DD")
     p.set_defaults(func=cmd_land)
+
+    p = sub.add_parser("pipeline", help="ingest, refine and publish a day or each day of a range (default: yesterday)")
+    _add_dates(p)
+    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long when another run holds the day (default: fail at once)")
+    p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser("backfill", help="the pipeline for every day of a range, in order; a rerun resumes where it stopped")
+    p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--end", required=True, help="last day (inclusive), YYYY-MM-DD")
+    p.add_argument("--id", help="backfill id to resume under (default: backfill-START-END)")
+    p.add_argument("--restart", action="store_true", help="run every day again instead of resuming")
+    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy day")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("demo", help="generate three small days and run the pipeline for each (the main job)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("server", help="start the local Prefect server and UI (telemetry off)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4200)
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("worker", help="create the process work pool if missing and start a Prefect worker")
+    p.add_argument("--pool", default="lakehouse")
+    p.add_argument("--api-url", help="Prefect API (default: $PREFECT_API_URL or http://127.0.0.1:4200/api)")
+    p.add_argument("--deploy", action="store_true", help="deploy prefect.yaml first")
+    p.add_argument("--limit", type=int, help="maximum concurrent flow runs")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("deploy", help="create or update the deployments of prefect.yaml")
+    p.add_argument("--pool", default="lakehouse")
+    p.add_argument("--api-url", help="Prefect API (default: $PREFECT_API_URL or http://127.0.0.1:4200/api)")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("info", help="show settings and the table catalogue")
     p.set_defaults(func=cmd_info)
