@@ -85,6 +85,21 @@ def test_csv_keeps_malformed_records_with_raw_text_and_reason(newline, bom):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    "tail, raw",
+    [(b'4,5,"ab', '4,5,"ab'), (b'4,5,"a""b\r\n', '4,5,"a""b'), (b'4,5,"a\nb', '4,5,"a\nb')],
+    ids=["no-newline", "escaped-quote", "spans-lines"],
+)
+def test_csv_truncated_last_record_with_open_quote_is_malformed(tail, raw):
+    d = read_csv(b'a,b,c\n1,"x\ny",3\n' + tail)
+    rows = d.table.to_pylist()
+    assert (d.records, d.malformed) == (2, 1)
+    assert rows[0]["b"] == "x\ny" and rows[0]["_parse_error"] is None
+    assert rows[1] == {"a": None, "b": None, "c": None, "_line_number": 2, "_raw_line": raw,
+                       "_parse_error": "unterminated quoted field at end of file"}
+
+
+@pytest.mark.unit
 def test_csv_not_utf8_falls_back_to_windows_1252_and_strict_encoding_rejects():
     data = "name,city\nJosé,Zürich\n".encode("cp1252")
     d = read_csv(data)

@@ -174,8 +174,39 @@ def read_csv(
     good_numbers, bad_numbers = _number_records(raw.num_rows - 1, [b[0] - 1 if b[0] is not None else None for b in bad])
     malformed = [(num, text, reason) for num, (_, text, reason) in zip(bad_numbers, bad)]
     table = _assemble(good, good_numbers, malformed, columns)
+    n_bad = len(malformed)
+    if quote_char and not escape_char and table.num_rows and utf8.count(quote_char.encode()) % 2:
+        table, flagged = _flag_unterminated_last_record(table, utf8, quote_char.encode(), columns)
+        n_bad += flagged
     note = "header only" if table.num_rows == 0 else ""
-    return Decoded(table, columns, used, table.num_rows, len(malformed), note)
+    return Decoded(table, columns, used, table.num_rows, n_bad, note)
+
+
+def _flag_unterminated_last_record(
+    table: pa.Table, utf8: bytes, quote: bytes, columns: tuple[str, ...]
+) -> tuple[pa.Table, int]:
+    """Mark the last record malformed when its quoted field never closes (pyarrow accepts it up to end of file).
+
+    The quotes pair up (an escaped ``""`` is a close and a re-open), so with an odd count the last quote is unmatched;
+    the record starts after the last line break that lies outside quotes before it.
+    """
+    last = table.num_rows - 1
+    if table["_parse_error"][last].is_valid:
+        return table, 0
+    q = np.flatnonzero(np.frombuffer(utf8, dtype=np.uint8) == quote[0])
+    start = 0
+    for k in range(len(q) - 1, -1, -2):  # outside-quote regions: (q[k-1]+1 .. q[k]), last one first
+        lo = int(q[k - 1]) + 1 if k >= 1 else 0
+        hi = int(q[k])
+        pos = max(utf8.rfind(b"\n", lo, hi), utf8.rfind(b"\r", lo, hi))
+        if pos >= 0:
+            start = pos + 1
+            break
+    raw = utf8[start:].rstrip(b"\r\n").decode("utf-8")
+    number = table["_line_number"][last].as_py()
+    empty = [pa.array([], pa.string()) for _ in columns]
+    row = _assemble(empty, np.array([], np.int64), [(number, raw, "unterminated quoted field at end of file")], columns)
+    return pa.concat_tables([table.slice(0, last), row]), 1
 
 
 def _json_value(value: object) -> str | None:
