@@ -479,6 +479,8 @@ def generate(settings: Settings, *, start: dt.date, days: int, customers: int, o
         raise LakehouseError(f"--bad-share must be between 0 and 0.2 (a share, e.g. 0.01), got {bad_share}")
     resolved = resolve_formats(formats)
     t0 = time.perf_counter()
+    if progress:
+        print(f"generate: {customers:,} people, catalogue and stores ...", file=sys.stderr, flush=True)
     sim = _Simulation(settings, start=start, days=days, customers=customers, orders_per_day=orders_per_day, seed=seed,
                       bad_share=bad_share, formats=resolved, progress=progress)
     sim.run()

@@ -26,7 +26,7 @@ EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 _NEEDS_QUOTES = r'[,"\r\n]'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BadRecord:
     """One injected defect: where it is (file relative to the landing root, 1-based record number) and what."""
 
