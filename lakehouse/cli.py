@@ -63,6 +63,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from flows.publish import PublishBlocked, publish_day
+    from lakehouse.manifest import latest_manifest
+
+    settings = load_settings()
+    for day in _date_range(args):
+        try:
+            runs = publish_day(settings, day, tables=_csv_list(args.table))
+        except PublishBlocked as exc:
+            _print_runs(getattr(exc, "runs", []))
+            raise
+        _print_runs(runs)
+    manifest = latest_manifest(settings)
+    if manifest is not None:
+        print(f"  publication v{manifest.version} in force ({len(manifest.tables)} tables, run {manifest.run_id})")
+    return 0
+
+
 def cmd_land(args: argparse.Namespace) -> int:
     from lakehouse.mappings import land_export, load_mappings, resolve_mapping
 
@@ -186,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="only these sources (comma-separated)")
     p.add_argument("--entity", help="only these entities (comma-separated)")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("publish", help="silver -> gold for a day or a date range (write, gate, publish a manifest)")
+    _add_dates(p)
+    p.add_argument("--table", help="only rebuild these gold tables (comma-separated); the rest stay as published")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("land", help="copy a system's export files, unchanged, into landing through a source mapping")
     p.add_argument("--mapping", required=True, help="mapping name (mappings/*.yaml) or a mapping .yaml file")
