@@ -90,13 +90,9 @@ def phone_value(c: Column | str, country: Column | str | None = None) -> Column:
         .when(digits.startswith("0") & ctry.isin(*TRUNK_ZERO_COUNTRIES), F.concat(cc, F.substring(digits, 2, 32)))
         .otherwise(F.concat(cc, digits))
     )
-    # A trunk zero written after the country code ("+44 07700 900123") is dropped too.
-    dropped = None
-    for code in sorted(set(CALLING_CODES.values()), key=len, reverse=True):
-        cond = full.startswith(code + "0") & (F.length(full) > len(code) + 9)
-        fixed = F.concat(F.lit(code), F.substring(full, len(code) + 2, 32))
-        dropped = F.when(cond, fixed) if dropped is None else dropped.when(cond, fixed)
-    full = dropped.otherwise(full)
+    # A trunk zero written after the country code ("+44 07700 900123") is dropped too (9+ digits must remain).
+    codes = "|".join(sorted(set(CALLING_CODES.values()), key=lambda c: (-len(c), c)))
+    full = F.regexp_replace(full, rf"^({codes})0([0-9]{{9,}})$", "$1$2")
     return F.when(F.regexp_like(full, F.lit(r"^[1-9][0-9]{6,14}$")), F.concat(F.lit("+"), full))
 
 
@@ -116,6 +112,11 @@ def postcode_value(c: Column | str) -> Column:
 
 def person_name_value(c: Column | str) -> Column:
     """A person's name trimmed, inner spaces collapsed, capitalised per word ("  mARY  ann" -> "Mary Ann")."""
+    return F.initcap(F.lower(clean_text(_col(c))))
+
+
+def place_name_value(c: Column | str) -> Column:
+    """A town or city trimmed, spaces collapsed, capitalised per word ("  rio de  janeiro" -> "Rio De Janeiro")."""
     return F.initcap(F.lower(clean_text(_col(c))))
 
 

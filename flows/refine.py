@@ -1,0 +1,404 @@
+"""Refine: bronze -> silver for a day, one silver table at a time (plain Python; the Prefect flows wrap it).
+
+For one day and one silver table:
+
+1. read the day's partition (``ingest_date = D``) of every bronze table that feeds it (built-in and mapped sources of
+   the right kind; bronze tables that do not exist are skipped) and build the silver batch (type, standardize,
+   derive; ``transforms.silver``);
+2. run the row-scope quality gate: quarantined rows are MERGEd into ``system.quarantine`` (idempotent: a rerun of the
+   day updates rows in place, and drops quarantine rows of the day that now pass);
+3. deduplicate the passed rows (latest wins, see ``transforms.silver.tables``) and MERGE the winners that are new or
+   supersede the stored row into silver (a rerun changes nothing; a corrected late record updates its row);
+4. account: rows read from bronze == rows written to silver + quarantined + deduplicated (in the batch, or older
+   than/identical to what silver holds), checked against real scans, plus a check that every written row is in
+   silver afterwards; a run that does not balance raises :class:`AccountingError`;
+5. run the table-scope rules on the merged table (``fail`` stops the flow with the gate's message) and record the
+   run in ``system.pipeline_runs``.
+
+``replay_quarantine`` re-runs quarantined rows (from their stored original JSON) through the same path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse import delta
+from lakehouse.catalog import SILVER_TABLES, TableSpec, bronze_table
+from lakehouse.errors import AccountingError, LakehouseError, QualityGateFailed
+from lakehouse.runs import TableRun, new_run_id, record_runs
+from lakehouse.settings import Settings
+from lakehouse.spark import get_spark
+from lakehouse.storage import Storage, parse_date
+from transforms.silver import entities as E
+from transforms.silver.dedupe import mark_changes, rank_latest, supersedes_sql
+from transforms.silver.tables import TABLES, SilverTable, silver_table, to_batch, to_silver
+
+INDEX_COLUMNS = ("_source_file", "_line_number")
+LAYER = "silver"
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One bronze table feeding a silver table: the source, its kind, the entity and how to build the batch."""
+
+    source: str
+    kind: str
+    entity: str
+    builder: E.Builder
+    formats: dict
+    values: dict
+
+    @property
+    def bronze(self) -> TableSpec:
+        return bronze_table(self.source, self.entity)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sources and feeds
+# ---------------------------------------------------------------------------------------------------------------
+def _mappings(settings: Settings) -> dict:
+    try:
+        from lakehouse.mappings import load_mappings
+    except ModuleNotFoundError:  # the mapping module is optional for built-in sources
+        return {}
+    return load_mappings(settings)
+
+
+def feeds_for(settings: Settings, table: SilverTable) -> list[Feed]:
+    """Every (source, entity) whose bronze table feeds ``table``: built-in sources and mapped sources of that kind."""
+    from lakehouse.sources import builtin_sources
+
+    mappings = _mappings(settings)
+    sources = dict(builtin_sources())
+    sources.update({name: m.kind for name, m in mappings.items()})
+    out: list[Feed] = []
+    for source, kind in sorted(sources.items()):
+        mapping = mappings.get(source)
+        for (feed_kind, entity), builder in table.feeds.items():
+            if feed_kind != kind:
+                continue
+            formats: dict = {}
+            values: dict = {}
+            if mapping is not None:
+                if entity not in mapping.entity_names:
+                    continue
+                em = mapping.entity(entity)
+                formats, values = dict(em.formats), dict(getattr(em, "values", {}) or {})
+            out.append(Feed(source, kind, entity, builder, formats, values))
+    return out
+
+
+def _read_bronze_day(spark, settings: Settings, feed: Feed, day: dt.date) -> DataFrame | None:
+    if not delta.table_exists(feed.bronze, settings):
+        return None
+    return delta.read_table(spark, feed.bronze, settings).where(F.col("ingest_date") == F.lit(day.isoformat()).cast("date"))
+
+
+def _build(feed: Feed, bronze: DataFrame) -> DataFrame:
+    return feed.builder(bronze, source_system=feed.source, source_kind=feed.kind, bronze_table=feed.bronze.qualified,
+                        formats=feed.formats, values=feed.values)
+
+
+def _union(frames: Sequence[DataFrame]) -> DataFrame:
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f, allowMissingColumns=True)
+    return out
+
+
+def _scan_count(df: DataFrame, columns: Sequence[str] = INDEX_COLUMNS) -> int:
+    """Rows of ``df`` counted from the data (a hash of some columns per row), never from Delta log statistics."""
+    cols = [c for c in columns if c in df.columns] or df.columns[:1]
+    return int(df.select(F.xxhash64(*cols).alias("_h")).groupBy().agg(F.count("_h").alias("n")).collect()[0]["n"])
+
+
+def _stage(spark, settings: Settings, df: DataFrame, uri: str) -> DataFrame:
+    """Materialize ``df`` as Parquet at ``uri`` and read it back (Sail writes no file for an empty frame)."""
+    df.write.mode("overwrite").parquet(uri)
+    if any(f.name.endswith(".parquet") for f in Storage(settings).list_files(uri, recursive=True)):
+        return spark.read.parquet(uri)
+    return spark.createDataFrame([], df.schema)
+
+
+def _silver_spec(table: SilverTable) -> TableSpec:
+    from lakehouse.catalog import table as catalog_table
+
+    return catalog_table(table.qualified)
+
+
+def _current(spark, settings: Settings, table: SilverTable) -> DataFrame | None:
+    spec = _silver_spec(table)
+    return delta.read_table(spark, spec, settings) if delta.table_exists(spec, settings) else None
+
+
+def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day: dt.date) -> DataFrame:
+    """Table-specific joins: orders take payment methods (silver.payments) and totals (the day's lines); order lines
+    take their header (silver.orders)."""
+    if table.name == "orders":
+        payments = _current(spark, settings, TABLES["payments"])
+        if payments is not None:
+            batch = E.attach_payment_methods(batch, payments=payments)
+        line_frames = []
+        for feed in feeds_for(settings, TABLES["order_lines"]):
+            bronze = _read_bronze_day(spark, settings, feed, day)
+            if bronze is not None:
+                line_frames.append(_build(feed, bronze).select("source_system", "order_id", "line_total"))
+        if line_frames:
+            batch = E.attach_order_totals(batch, lines=_union(line_frames))
+    elif table.name == "order_lines":
+        headers = _current(spark, settings, TABLES["orders"])
+        if headers is None:
+            headers = batch.sparkSession.createDataFrame(
+                [], "source_system string, order_id string, channel string, source_customer_id string, store_id string, "
+                    "order_ts timestamp, order_date date, status string, payment_method string, currency string")
+        batch = E.attach_order_headers(batch, headers=headers)
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One table
+# ---------------------------------------------------------------------------------------------------------------
+def _gate(spark, df: DataFrame, *, table: str, run_id: str, settings: Settings, scope: str):
+    from expectations.gate import run_gate
+
+    return run_gate(spark, df, table=table, run_id=run_id, settings=settings, scope=scope, index_columns=INDEX_COLUMNS)
+
+
+def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame, *, run: TableRun,
+                 rows_in: int, replace_day: dt.date | None, staging: str, held: DataFrame | None = None) -> TableRun:
+    """Gate, quarantine, dedupe, merge, account and table-check one silver batch; fills ``run``.
+
+    ``replace_day``: a refine of that ingest date (quarantine rows of the day that now pass are dropped);
+    ``held``: a replay of these quarantine rows (the ones that now pass are marked released).
+    """
+    from lakehouse import quarantine as Q
+
+    spec = _silver_spec(table)
+    gate = _gate(spark, batch, table=table.qualified, run_id=run.run_id, settings=settings, scope="row")
+    try:
+        run.gate_results = [dict(r, scope="row") for r in gate.summary()]
+        # Quarantine: count from the data, then MERGE (idempotent per source table and index key).
+        quarantined = gate.quarantined
+        n_quarantined = _scan_count(quarantined, ("index_key",))
+        Q.write_quarantine(spark, quarantined, settings,
+                           replace_days=(table.qualified, [replace_day]) if replace_day is not None else None)
+        passed = gate.passed
+        if held is not None:  # a replay: the held rows that now pass are released
+            held_keys = held.select(
+                "index_key",
+                F.get_json_object("index_key", "$._source_file").alias("_source_file"),
+                F.get_json_object("index_key", "$._line_number").cast("bigint").alias("_line_number"),
+            )
+            released = held_keys.join(passed.select(*INDEX_COLUMNS), on=list(INDEX_COLUMNS), how="left_semi")
+            Q.release(spark, settings, source_table=table.qualified, index_keys=released, released_run_id=run.run_id)
+
+        # Dedupe the passed rows (latest wins) and compare the winners with what silver holds.
+        ranked = rank_latest(passed, keys=table.keys)
+        current = _current(spark, settings, table)
+        if current is None:
+            marked = ranked.withColumn("_applies", F.lit(True))
+        else:
+            marked = mark_changes(ranked, current=current, keys=table.keys)
+        staged = _stage(spark, settings, marked, staging)
+        counts = staged.groupBy().agg(
+            F.count(F.xxhash64(*INDEX_COLUMNS)).alias("passed"),
+            F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).alias("winners"),
+            F.sum(F.when((F.col("_rank") == 1) & F.col("_applies"), 1).otherwise(0)).alias("changed"),
+        ).collect()[0]
+        n_passed, n_changed = int(counts["passed"]), int(counts["changed"] or 0)
+
+        changes = to_silver(staged.where((F.col("_rank") == 1) & F.col("_applies")), table=table, run_id=run.run_id)
+        if n_changed or not delta.table_exists(spec, settings):
+            delta.merge_upsert(spark, changes, spec, settings, keys=table.keys, update_condition=supersedes_sql("s.", "t."))
+
+        # Every changed row must now be in silver exactly as written.
+        written = 0
+        if n_changed:
+            keys = [*table.keys, "row_hash"]
+            written = _scan_count(
+                delta.read_table(spark, spec, settings).select(*keys, *INDEX_COLUMNS)
+                .join(changes.select(*keys), on=keys, how="left_semi")
+            )
+        run.rows_in = rows_in
+        run.rows_out = n_changed
+        run.rows_quarantined = n_quarantined
+        run.rows_deduplicated = n_passed - n_changed
+        problems = []
+        if rows_in != n_passed + n_quarantined:
+            problems.append(f"read {rows_in} rows but the gate passed {n_passed} and quarantined {n_quarantined}")
+        if written != n_changed:
+            problems.append(f"wrote {n_changed} rows but found {written} of them in {table.qualified} afterwards")
+        if not run.balanced:
+            problems.append("in != out + quarantined + deduplicated")
+        if problems:
+            run.status = "failed"
+            run.message = f"accounting does not balance for {table.qualified} on {run.run_date}: " + "; ".join(problems)
+            raise AccountingError(run.message)
+
+        # Table-scope rules on the merged table.
+        if delta.table_exists(spec, settings):
+            table_gate = _gate(spark, delta.read_table(spark, spec, settings), table=table.qualified,
+                               run_id=run.run_id, settings=settings, scope="table")
+            run.gate_results += [dict(r, scope="table") for r in table_gate.summary()]
+        warned = [r["name"] for r in run.gate_results if not r["success"] and r["severity"] == "warn"]
+        if warned:
+            run.message = "warnings: " + ", ".join(warned)
+        return run
+    finally:
+        gate.cleanup(settings)
+        Storage(settings).delete_dir(staging)
+
+
+def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.date, *, run_id: str) -> TableRun:
+    """Bronze -> silver for one table and one day; returns its (balanced) run record."""
+    table = silver_table(table) if isinstance(table, str) else table
+    started = time.perf_counter()
+    run = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=day)
+    frames: list[DataFrame] = []
+    rows_in = 0
+    read: list[str] = []
+    for feed in feeds_for(settings, table):
+        bronze = _read_bronze_day(spark, settings, feed, day)
+        if bronze is None:
+            continue
+        rows_in += _scan_count(bronze)
+        read.append(feed.bronze.qualified)
+        frames.append(_build(feed, bronze))
+    if not frames:
+        run.message = "no bronze table feeds it yet"
+        run.duration_s = time.perf_counter() - started
+        return run
+    batch = to_batch(_enrich(spark, settings, table, _union(frames), day), table=table)
+    staging = Storage(settings).staging_dir(run_id, f"refine/{table.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_day=day, staging=staging)
+    finally:
+        run.duration_s = time.perf_counter() - started
+    if not run.message:
+        run.message = "from " + ", ".join(read)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Days
+# ---------------------------------------------------------------------------------------------------------------
+def _selected(tables: Iterable[str] | None) -> list[SilverTable]:
+    order = [TABLES[s.name] for s in SILVER_TABLES]
+    if not tables:
+        return order
+    wanted = {silver_table(t).name for t in tables}
+    return [t for t in order if t.name in wanted]
+
+
+def refine_day(settings: Settings, day: dt.date | str, *, tables: Iterable[str] | None = None,
+               run_id: str | None = None) -> list[TableRun]:
+    """Bronze -> silver for every (or the named) silver table for one day; records and returns the table runs."""
+    day = parse_date(day)
+    spark = get_spark(settings)
+    run_id = run_id or new_run_id("refine")
+    runs: list[TableRun] = []
+    try:
+        for table in _selected(tables):
+            try:
+                runs.append(refine_table(spark, settings, table, day, run_id=run_id))
+            except (AccountingError, QualityGateFailed) as exc:
+                failed = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=day,
+                                  status="failed", message=str(exc)[:2000])
+                failed.gate_results = list(getattr(exc, "rules", []) or [])
+                runs.append(failed)
+                raise
+    finally:
+        record_runs(spark, settings, runs)
+    return runs
+
+
+def refine_days(settings: Settings, days: Iterable[dt.date | str], *, tables: Iterable[str] | None = None) -> list[TableRun]:
+    """Bronze -> silver for each day in order (one run id per day)."""
+    out: list[TableRun] = []
+    for day in days:
+        out.extend(refine_day(settings, day, tables=tables))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Quarantine replay
+# ---------------------------------------------------------------------------------------------------------------
+def replay_quarantine(settings: Settings, *, tables: Iterable[str] | None = None,
+                      days: Iterable[dt.date | str] | None = None, run_id: str | None = None) -> list[TableRun]:
+    """Re-run unreleased quarantined rows through typing and the gate: rows that now pass are merged into silver and
+    marked released; the rest stay quarantined (their failed rules updated). One run record per table and day."""
+    from lakehouse import quarantine as Q
+
+    spark = get_spark(settings)
+    run_id = run_id or new_run_id("replay")
+    day_set = {parse_date(d) for d in days} if days else None
+    runs: list[TableRun] = []
+    try:
+        for table in _selected(tables):
+            held = Q.read_quarantine(spark, settings, source_table=table.qualified)
+            if day_set:
+                held = held.where(F.col("ingest_date").isin([d.isoformat() for d in day_set]))
+            held_days = sorted(r["ingest_date"] for r in held.select("ingest_date").distinct().collect())
+            for day in held_days:
+                runs.append(_replay_table_day(spark, settings, table, held.where(F.col("ingest_date") == F.lit(day)),
+                                              day, run_id))
+    finally:
+        record_runs(spark, settings, runs)
+    return runs
+
+
+def _bronze_schema(feed: Feed, extra: Sequence[str] = ()) -> str:
+    from lakehouse.entities import entity
+
+    cols = list(entity(feed.kind, feed.entity).columns) + list(extra)
+    types = {"_ingested_at": "timestamp", "_line_number": "bigint", "ingest_date": "date"}
+    parts = [f"`{c}` string" for c in cols] + [f"`{c}` {types.get(c, 'string')}" for c in E.AUDIT_COLUMNS]
+    return ", ".join(parts + ["`_bronze_table` string"])
+
+
+def _replay_table_day(spark, settings: Settings, table: SilverTable, held: DataFrame, day: dt.date,
+                      run_id: str) -> TableRun:
+    started = time.perf_counter()
+    run = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=day, message="quarantine replay")
+    frames = []
+    rows_in = 0
+    for feed in feeds_for(settings, table):
+        rows = held.where(F.get_json_object("row_json", "$._bronze_table") == feed.bronze.qualified)
+        n = _scan_count(rows, ("index_key",))
+        if n == 0:
+            continue
+        rows_in += n
+        # The stored row_json is kept as the batch's _row_json, so a row that fails again matches its quarantine row.
+        bronze = rows.select(F.from_json("row_json", _bronze_schema(feed)).alias("r"), F.col("row_json").alias("_row_json"))
+        frames.append(_build(feed, bronze.select("r.*", "_row_json").drop("_bronze_table")))
+    if not frames:
+        run.duration_s = time.perf_counter() - started
+        return run
+    batch = to_batch(_enrich(spark, settings, table, _union(frames), day), table=table)
+    staging = Storage(settings).staging_dir(run_id, f"replay/{table.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_day=None, staging=staging,
+                     held=held)
+    finally:
+        run.duration_s = time.perf_counter() - started
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.refine --date D`` (or ``--start/--end``): refine days without the CLI wrapper."""
+    from lakehouse.cli import main as cli_main
+
+    return cli_main(["refine", *(argv or [])])
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
