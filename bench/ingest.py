@@ -37,8 +37,14 @@ def _generate(data_root: Path, start: str, days: int, orders_per_day: int, custo
     cmd = [sys.executable, "-m", "lakehouse.cli", "generate", "--start", start, "--days", str(days),
            "--orders-per-day", str(orders_per_day), "--customers", str(customers), "--seed", str(seed), "--quiet"]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=REPO)
-    return time.perf_counter() - t0
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"lakehouse generate failed (exit {proc.returncode})")
+    summary = [line for line in proc.stdout.splitlines() if line.startswith(("order lines", "took"))]
+    print(f"generate {days} day(s) x {orders_per_day} orders: " + "; ".join(summary), flush=True)
+    return elapsed
 
 
 def _landed_order_lines(data_root: Path) -> int:
@@ -66,6 +72,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "ingest.json"))
     args = parser.parse_args()
 
+    load_start = round(os.getloadavg()[0], 2)  # other processes on a shared machine skew the figures
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         # 1. calibration: order lines per order at this seed.
@@ -115,7 +122,8 @@ def main() -> int:
         result = {
             "benchmark": "land + ingest (landing -> bronze)",
             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                        "load_avg_1m_at_start": load_start, "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
             "days": args.days,
             "orders_per_day": orders_per_day,
             "order_lines": order_lines,

@@ -54,8 +54,8 @@ entities:
 
 
 @pytest.mark.unit
-def test_every_shipped_mapping_loads_and_has_a_sample():
-    mappings = load_mappings(__import__("lakehouse.settings", fromlist=["x"]).load_settings())
+def test_every_shipped_mapping_loads_and_has_a_sample(settings):
+    mappings = load_mappings(settings)
     assert set(mappings) == set(SAMPLES)
     assert {m.kind for m in mappings.values()} == {"online", "clickstream"}
     for name, mapping in mappings.items():

@@ -33,7 +33,12 @@ from lakehouse.errors import SchemaError
 from transforms.bronze.schemas import DECODE_FIELDS, clean_column_name, header_problems
 
 _BOM = codecs.BOM_UTF8
-_LINE_SPLIT = re.compile(r"\r\n|\r|\n")
+_LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
+
+try:  # orjson (a Prefect dependency) checks a line ~5x faster; the standard library is the fallback
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover
+    _fast_loads = json.loads
 _FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 
@@ -219,20 +224,47 @@ def _json_value(value: object) -> str | None:
     return str(value)  # int, or Decimal (keeps the number's digits)
 
 
-def _jsonl_fast(utf8: bytes, string_columns: tuple[str, ...]) -> pa.Table | None:
-    """pyarrow's JSON reader when every value is a string and every line an object; None to use the slow path.
+def _split_lines(utf8: bytes) -> list[bytes]:
+    """Physical lines (LF, CRLF or CR endings); a JSON string cannot hold a raw line break, so this is exact."""
+    return _LINE_SPLIT.split(utf8) if b"\r" in utf8 else utf8.split(b"\n")
 
-    The expected columns are read as strings (so no timestamp or number inference can change their text); other
-    keys are inferred and must come out as strings too. An expected column that is null in every line cannot be told
-    apart from an absent one, so it is treated as absent.
-    """
-    lines = utf8.count(b"\n") + (0 if utf8.endswith(b"\n") else 1)
-    if b"\r" in utf8.replace(b"\r\n", b""):
-        return None  # CR-only line endings: the slow path numbers physical lines exactly
+
+def _json_error(line: bytes) -> str:
+    """Why a line is not a JSON object, in the standard library's words."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        return f"invalid JSON: {exc}"
+    return f"not a JSON object ({type(obj).__name__})"
+
+
+def _triage_json_lines(lines: list[bytes]) -> tuple[list[bytes], list[int], list[tuple[int, str, str]]]:
+    """Good lines (JSON objects) with their line numbers, and malformed lines (number, text, reason)."""
+    good: list[bytes] = []
+    numbers: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line or line.isspace():
+            continue
+        try:
+            obj = _fast_loads(line)
+        except ValueError:
+            obj = None
+        if type(obj) is not dict:
+            bad.append((number, line.decode("utf-8"), _json_error(line)))
+            continue
+        good.append(line)
+        numbers.append(number)
+    return good, numbers, bad
+
+
+def _json_columns_arrow(good: list[bytes], string_columns: tuple[str, ...]) -> pa.Table | None:
+    """Good lines read by pyarrow, every value a string (expected columns forced to string); None when some value is
+    not a string (pyarrow then fails, or infers another type for an extra key)."""
     try:
         table = pajson.read_json(
-            pa.BufferReader(utf8),
-            read_options=pajson.ReadOptions(use_threads=False, block_size=8 << 20),
+            pa.BufferReader(b"\n".join(good)),
+            read_options=pajson.ReadOptions(use_threads=False, block_size=16 << 20),
             parse_options=pajson.ParseOptions(
                 explicit_schema=pa.schema([pa.field(c, pa.string()) for c in string_columns]),
                 unexpected_field_behavior="infer",
@@ -240,13 +272,27 @@ def _jsonl_fast(utf8: bytes, string_columns: tuple[str, ...]) -> pa.Table | None
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
-    if table.num_rows != lines:
-        return None  # blank lines: the slow path numbers physical lines exactly
-    if any(t not in (pa.string(), pa.null()) for t in table.schema.types):
-        return None
-    expected = set(string_columns)
-    keep = [c for c in table.column_names if c not in expected or table[c].null_count < table.num_rows]
-    return table.select(keep)
+    if table.num_rows != len(good) or any(t not in (pa.string(), pa.null()) for t in table.schema.types):
+        return None  # e.g. an extra key inferred as a timestamp: read it in Python to keep its text
+    return table
+
+
+def _json_columns_python(good: list[bytes]) -> pa.Table:
+    """Good lines read in Python: numbers keep their text, booleans become true/false, nested values JSON text."""
+    values: dict[str, list[str | None]] = {}
+    for n, line in enumerate(good):
+        obj = json.loads(line, parse_float=Decimal)
+        for key, value in obj.items():
+            col = values.get(key)
+            if col is None:
+                col = values[key] = [None] * n
+            col.append(_json_value(value))
+        for col in values.values():
+            if len(col) == n:
+                col.append(None)
+    if not values:
+        return pa.table({"_rows": pa.nulls(len(good), pa.string())}).drop(["_rows"])
+    return pa.Table.from_arrays([pa.array(v, pa.string()) for v in values.values()], names=list(values))
 
 
 def read_jsonl(
@@ -255,55 +301,26 @@ def read_jsonl(
     """Decode a JSON-lines file (one object per line); a line that is not a JSON object is kept as malformed.
 
     Numbers keep their original text, booleans become ``true``/``false``, nested values become JSON text.
-    ``string_columns`` are the columns the file is expected to have (they speed up the common case).
+    ``string_columns`` are the columns the file is expected to have; one that is null (or absent) on every line is
+    treated as absent (JSON cannot tell the two apart once read column-wise).
     """
     utf8, used = decode_text(data, encoding=encoding, path=path)
     if not utf8.strip():
         return _empty((), used, "empty file")
-    fast = _jsonl_fast(utf8, string_columns)
-    if fast is not None:
-        columns = tuple(clean_column_name(c, i) for i, c in enumerate(fast.column_names))
-        problems = header_problems(list(columns))
-        if problems:
-            raise SchemaError(path, "; ".join(problems))
-        good = [c if c.type == pa.string() else c.cast(pa.string()) for c in fast.columns]
-        table = _assemble(good, np.arange(1, fast.num_rows + 1, dtype=np.int64), [], columns)
-        return Decoded(table, columns, used, table.num_rows, 0)
-
-    text = utf8.decode("utf-8")
-    values: dict[str, list[str | None]] = {}
-    numbers: list[int] = []
-    bad: list[tuple[int, str, str]] = []
-    for number, line in enumerate(_LINE_SPLIT.split(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line, parse_float=Decimal)
-        except ValueError as exc:
-            bad.append((number, line, f"invalid JSON: {exc}"))
-            continue
-        if not isinstance(obj, dict):
-            bad.append((number, line, f"not a JSON object ({type(obj).__name__})"))
-            continue
-        n = len(numbers)
-        for key, value in obj.items():
-            col = values.get(key)
-            if col is None:
-                col = values[key] = [None] * n
-            col.append(_json_value(value))
-        numbers.append(number)
-        for col in values.values():
-            if len(col) == n:
-                col.append(None)
-    expected = set(string_columns)  # same rule as the fast path: an expected column null everywhere is absent
-    values = {k: v for k, v in values.items() if k not in expected or any(x is not None for x in v)}
-    columns = tuple(clean_column_name(c, i) for i, c in enumerate(values))
+    good, numbers, bad = _triage_json_lines(_split_lines(utf8))
+    table = _json_columns_arrow(good, string_columns) if good else None
+    if table is None:
+        table = _json_columns_python(good)
+    expected = set(string_columns)
+    keep = [c for c in table.column_names if c not in expected or table[c].null_count < table.num_rows]
+    table = table.select(keep)
+    columns = tuple(clean_column_name(c, i) for i, c in enumerate(table.column_names))
     problems = header_problems(list(columns))
     if problems:
         raise SchemaError(path, "; ".join(problems))
-    good = [pa.array(v, pa.string()) for v in values.values()]
-    table = _assemble(good, np.array(numbers, np.int64), bad, columns)
-    return Decoded(table, columns, used, table.num_rows, len(bad))
+    arrays = [c if c.type == pa.string() else c.cast(pa.string()) for c in table.columns]
+    out = _assemble(arrays, np.array(numbers, np.int64), bad, columns)
+    return Decoded(out, columns, used, out.num_rows, len(bad))
 
 
 def _to_string(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
