@@ -111,33 +111,11 @@ def _accepts(fn, name: str) -> bool:
 
 def _ingest_call(mod, settings: Settings, day: dt.date, sources: list[str] | None, entities: list[str] | None,
                  storage, run_id: str) -> Call:
-    """Bronze ingest of some sources for a day, listing and fetching landing files through ``storage``."""
-    if storage is None or _accepts(mod.ingest_day, "storage"):
-        extra = {} if storage is None else {"storage": storage}
-        if _accepts(mod.ingest_day, "run_id"):
-            extra["run_id"] = run_id
-        return lambda: list(mod.ingest_day(settings, day, sources=sources, entities=entities, **extra))
-
-    def call() -> list[TableRun]:
-        # ingest_day builds its own Storage; for S3 landing through the S3Bucket block, run its public steps here.
-        from lakehouse.ledger import loaded_fingerprints
-        from lakehouse.runs import record_runs
-        from lakehouse.spark import get_spark
-
-        spark = get_spark(settings)
-        plan = mod.plan_day(settings, day, sources=sources, entities=entities, storage=storage)
-        if not plan.targets:
-            return list(mod.ingest_day(settings, day, sources=sources, entities=entities))  # its own clear error
-        loaded = loaded_fingerprints(spark, settings, ingest_date=day)
-        try:
-            runs = [mod.ingest_table(spark, settings, t, day, run_id=run_id, loaded=loaded, storage=storage)
-                    for t in plan.targets]
-        finally:
-            storage.delete_dir(storage.staging_dir(run_id, "").rstrip("/"))
-        record_runs(spark, settings, runs)
-        return runs
-
-    return call
+    """Bronze ingest of some sources for a day; on S3 the landing files are listed and fetched through ``storage``."""
+    extra = {"run_id": run_id}
+    if storage is not None:
+        extra["storage"] = storage
+    return lambda: list(mod.ingest_day(settings, day, sources=sources, entities=entities, **extra))
 
 
 def _ingest_units(mod, settings: Settings, day: dt.date, sources: list[str] | None,

@@ -89,17 +89,13 @@ def ensure_work_pool(env: dict[str, str], pool: str = WORK_POOL) -> bool:
 
 
 def _run_foreground(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
-    """Run a long-lived command until it exits or Ctrl-C, then stop it by PID."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return 130
+    """Replace this process with a long-lived command, so that its PID is this command's and signals reach it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if cwd is not None:
+        os.chdir(cwd)
+    os.execve(cmd[0], cmd, env)
+    return 0  # not reached
 
 
 def run_server(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
