@@ -1,0 +1,458 @@
+"""The quality gate: run a table's rule file as a Great Expectations checkpoint and split passed from quarantined rows.
+
+How a batch goes through the gate (``run_gate``):
+
+1. The batch is staged once (Parquet under ``_staging/<run_id>/gate/``) with a gate row id
+   (``monotonically_increasing_id``) so that GX's many metric queries, the split and the caller's writes all read the
+   same materialized rows instead of recomputing the upstream transform, and so that every row - including rows
+   whose index columns are null or repeated - has its own identity.
+2. The table's rules of the asked scope run as one GX Checkpoint (ephemeral context, Spark datasource, whole-dataframe
+   batch) with ``result_format`` COMPLETE and ``unexpected_index_column_names = [gate row id, *index_columns]``.
+3. Failing rows of ``quarantine`` rules are taken from GX's ``unexpected_index_list`` (map expectations), or, for
+   ``unexpected_rows_expectation`` (whose GX result holds at most 200 rows), by running the same SQL in Spark over
+   the staged batch. They are joined back on the gate row id: a left-anti join gives ``passed``, an inner join
+   with the per-row list of failed rules and reasons gives ``quarantined``. Every input row lands in exactly one.
+4. ``warn`` rules are recorded; a failing ``fail`` rule raises ``QualityGateFailed`` naming the rule, the table, the
+   failing count and up to five example keys. The trimmed validation result is stored for the data docs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from expectations.rules import (
+    ROW_SOURCE_GX,
+    ROW_SOURCE_SQL,
+    Rule,
+    RuleFileError,
+    Suite,
+    _import_gx,
+    load_suite,
+)
+from lakehouse.errors import LakehouseError, QualityGateFailed
+from lakehouse.quarantine import QUARANTINE_COLUMNS, empty_quarantine
+from lakehouse.settings import Settings
+
+GATE_ROW_ID = "_gate_row_id"
+EXAMPLE_KEYS = 5
+# GX is not thread-safe and its SQL metrics share one temp view name ("tmp_view") per Spark session.
+_GX_LOCK = threading.Lock()
+
+
+@dataclass
+class GateResult:
+    """What the gate did to one batch."""
+
+    table: str
+    scope: str
+    run_id: str
+    passed: Any  # DataFrame: the input rows that failed no quarantine rule, same columns as the input
+    quarantined: Any  # DataFrame in lakehouse.quarantine.QUARANTINE_SCHEMA, one row per quarantined input row
+    rules: list[dict] = field(default_factory=list)  # name, severity, success, unexpected_count, examples, ...
+    validation: Any = None  # the GX ExpectationSuiteValidationResult
+    staged_uri: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        """True when no ``fail`` rule failed (warn and quarantine rules never stop a run)."""
+        return all(r["success"] for r in self.rules if r["severity"] == "fail")
+
+    def failures(self, severity: str | None = None) -> list[dict]:
+        """The rules that failed (optionally of one severity)."""
+        return [r for r in self.rules if not r["success"] and severity in (None, r["severity"])]
+
+    def summary(self) -> list[dict]:
+        """JSON-ready rule results for run records (``TableRun.gate_results``)."""
+        return [{k: v for k, v in r.items()} for r in self.rules]
+
+    def cleanup(self, settings: Settings) -> None:
+        """Delete the staged batch (call after ``passed`` and ``quarantined`` have been written)."""
+        if self.staged_uri:
+            from lakehouse.storage import Storage
+
+            storage = Storage(settings)
+            storage.delete_dir(self.staged_uri)
+            storage.delete_dir(self.staged_uri + "_failed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GX plumbing
+# ---------------------------------------------------------------------------------------------------------------
+def _gx_context():
+    """A fresh ephemeral GX context: in-memory stores, no analytics, no progress bars."""
+    _import_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def suite_name(table: str, scope: str) -> str:
+    """The GX suite name of a table's rules of one scope, e.g. ``silver.order_lines.row``."""
+    return f"{table}.{scope}"
+
+
+def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_id: str, index_names: list[str],
+                    complete: bool, resolve_table):
+    """Run ``rules`` on ``batch`` as a GX Checkpoint; returns the suite validation result."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    name = suite_name(suite.table, scope)
+    ctx = _gx_context()
+    asset = ctx.data_sources.add_spark(name="lakehouse").add_dataframe_asset(name=name)
+    batch_definition = asset.add_batch_definition_whole_dataframe("batch")
+    gx_suite = ctx.suites.add(
+        gx.ExpectationSuite(
+            name=name,
+            expectations=[r.to_gx(resolve_table=resolve_table) for r in rules],
+            meta={"table": suite.table, "scope": scope, "description": suite.description},
+        )
+    )
+    validation = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=gx_suite))
+    result_format: dict[str, Any] = {"result_format": "COMPLETE" if complete else "SUMMARY", "partial_unexpected_count": 20}
+    if index_names:
+        result_format["unexpected_index_column_names"] = index_names
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(name=f"gate {name}", validation_definitions=[validation], actions=[], result_format=result_format)
+    )
+    result = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=RunIdentifier(run_name=run_id))
+    return next(iter(result.run_results.values()))
+
+
+def _exception_message(result) -> str | None:
+    """The exception a GX expectation raised while computing, if any."""
+    info = result.exception_info or {}
+    candidates = [info] + [v for v in info.values() if isinstance(v, dict)]
+    for item in candidates:
+        if item.get("raised_exception"):
+            return " ".join(str(item.get("exception_message") or "error").split())[:500]
+    return None
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _examples(rule: Rule, result: dict, index_columns: Sequence[str]) -> list:
+    """Up to ``EXAMPLE_KEYS`` failing index keys (or values, or the observed value) from a GX result."""
+    entries = result.get("unexpected_index_list") or result.get("partial_unexpected_index_list")
+    if entries and index_columns:
+        return [{c: _json_value(e.get(c)) for c in index_columns} for e in entries[:EXAMPLE_KEYS]]
+    rows = (result.get("details") or {}).get("unexpected_rows")
+    if rows:
+        cols = [c for c in index_columns if c in rows[0]] if index_columns else []
+        if cols:
+            return [{c: _json_value(r.get(c)) for c in cols} for r in rows[:EXAMPLE_KEYS]]
+        return [{k: _json_value(v) for k, v in list(r.items())[:6] if k != GATE_ROW_ID} for r in rows[:EXAMPLE_KEYS]]
+    values = result.get("unexpected_list") or result.get("partial_unexpected_list")
+    if values:
+        return [_json_value(v) for v in values[:EXAMPLE_KEYS]]
+    return []
+
+
+def _rule_result(rule: Rule, gx_result, index_columns: Sequence[str]) -> dict:
+    """One rule's outcome as plain data."""
+    result = dict(gx_result.result or {})
+    error = _exception_message(gx_result)
+    count = result.get("unexpected_count")
+    if count is None and rule.row_source == ROW_SOURCE_SQL:
+        count = result.get("observed_value")
+    out = {
+        "name": rule.name,
+        "expectation": rule.expectation,
+        "severity": rule.severity,
+        "scope": rule.scope,
+        "success": bool(gx_result.success) and error is None,
+        "unexpected_count": int(count) if isinstance(count, (int, float)) else None,
+        "examples": [] if error else _examples(rule, result, index_columns),
+        "description": rule.description,
+    }
+    if rule.row_source not in (ROW_SOURCE_GX, ROW_SOURCE_SQL) and "observed_value" in result:
+        out["observed_value"] = _json_value(result.get("observed_value"))
+    if error:
+        out["error"] = error
+    return out
+
+
+def _fail_message(table: str, failed: list[dict], rules_path: str) -> str:
+    parts = []
+    for r in failed:
+        if r.get("error"):
+            parts.append(f"rule `{r['name']}` ({r['expectation']}, severity {r['severity']}) could not run: {r['error']}")
+            continue
+        if r.get("unexpected_count") is not None:
+            what = f"failed on {r['unexpected_count']} row{'s' if r['unexpected_count'] != 1 else ''}"
+        else:
+            what = f"failed (observed {json.dumps(r.get('observed_value'), default=str)})"
+        examples = ", ".join(json.dumps(e, default=str) for e in r["examples"][:EXAMPLE_KEYS])
+        parts.append(
+            f"rule `{r['name']}` ({r['expectation']}, severity {r['severity']}) {what}"
+            + (f"; example keys: {examples}" if examples else "")
+        )
+    return (
+        f"quality gate failed for {table}: " + " | ".join(parts)
+        + f". Fix the data upstream, or the rule in {rules_path}, and rerun."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The split
+# ---------------------------------------------------------------------------------------------------------------
+def _string_map_json(columns: Sequence[str]):
+    """A JSON object of ``columns`` with string values and explicit nulls (Sail's to_json drops null struct fields)."""
+    from pyspark.sql import functions as F
+
+    if not columns:
+        return F.lit("{}")
+    parts = []
+    for c in columns:
+        parts += [F.lit(c), F.col(f"`{c}`").cast("string")]
+    return F.to_json(F.create_map(*parts))
+
+
+def _row_json_column(schema, columns: Sequence[str]):
+    """The quarantine ``row_json``: the batch's ``_row_json`` (a JSON string, or a struct turned into JSON only for
+    quarantined rows), else every column of the row as a JSON object."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    if "_row_json" in columns:
+        field = schema["_row_json"]
+        if isinstance(field.dataType, StructType):
+            names = [f.name for f in field.dataType.fields]
+            parts = []
+            for n in names:
+                parts += [F.lit(n), F.col("_row_json").getField(n).cast("string")]
+            return F.to_json(F.create_map(*parts)) if parts else F.lit("{}")
+        return F.col("_row_json").cast("string")
+    return _string_map_json(columns)
+
+
+def _reason(rule: Rule, entry: dict | None, index_names: Sequence[str]) -> str:
+    """``rule_name: description (column=value)`` for one failing row."""
+    text = f"{rule.name}: {rule.description}"
+    if entry:
+        shown = {k: v for k, v in entry.items() if k not in index_names}
+        if shown:
+            detail = ", ".join(f"{k}={json.dumps(_json_value(v))}" for k, v in shown.items())
+            text += f" ({detail})"
+    return text
+
+
+def _failing_rows(spark, batch, rules_by_name: dict[str, Rule], gx_results: dict[str, Any], *, index_names,
+                  id_type: str, resolve_table, table: str):
+    """A DataFrame (gate row id, rule, reason) of every (row, quarantine rule) failure, or None if there is none."""
+    import pyarrow as pa
+
+    from lakehouse.delta import temp_view
+
+    ids: list = []
+    names: list[str] = []
+    reasons: list[str] = []
+    frames = []
+    for name, rule in rules_by_name.items():
+        if rule.severity != "quarantine":
+            continue
+        res = gx_results[name]
+        if rule.row_source == ROW_SOURCE_GX:
+            result = dict(res.result or {})
+            entries = result.get("unexpected_index_list") or []
+            expected = int(result.get("unexpected_count") or 0)
+            if len(entries) != expected:
+                raise LakehouseError(
+                    f"quality gate for {table}: rule `{name}` reported {expected} failing rows but listed "
+                    f"{len(entries)} keys; refusing to split (no row may pass unchecked)"
+                )
+            for entry in entries:
+                ids.append(entry[GATE_ROW_ID])
+                names.append(name)
+                reasons.append(_reason(rule, entry, index_names))
+        elif rule.row_source == ROW_SOURCE_SQL:
+            from pyspark.sql import functions as F
+
+            view = temp_view(batch, "gate_batch")
+            query = rule.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view)
+            try:
+                rows = spark.sql(query)
+                if GATE_ROW_ID not in rows.columns:
+                    raise RuleFileError(
+                        f"rule `{name}` of {table} quarantines rows, so its unexpected_rows_query must return the "
+                        f"checked rows' columns: write SELECT * FROM {{batch}} WHERE ... (or SELECT {{batch}}.*)"
+                    )
+            except RuleFileError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a SQL error becomes a sentence
+                raise RuleFileError(f"rule `{name}` of {table}: its SQL does not run: {' '.join(str(exc).split())[:400]}") from None
+            frames.append(rows.select(F.col(GATE_ROW_ID), F.lit(name).alias("rule"), F.lit(_reason(rule, None, index_names)).alias("reason")))
+    if ids:
+        arrow_type = pa.int64() if id_type == "long" else pa.string()
+        local = pa.table({GATE_ROW_ID: pa.array(ids, arrow_type), "rule": pa.array(names), "reason": pa.array(reasons)})
+        frames.insert(0, spark.createDataFrame(local))
+    if not frames:
+        return None
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def _key_columns(table: str, columns: Sequence[str], index_columns: Sequence[str]) -> tuple[str, ...]:
+    """The business key of ``table`` from the catalogue when its columns are present, else the index columns."""
+    from lakehouse import catalog
+
+    try:
+        keys = catalog.table(table).keys
+    except KeyError:
+        keys = ()
+    if keys and all(k in columns for k in keys):
+        return tuple(keys)
+    return tuple(index_columns)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The gate
+# ---------------------------------------------------------------------------------------------------------------
+def run_gate(
+    spark,
+    df,
+    *,
+    table: str,
+    run_id: str,
+    settings: Settings,
+    scope: str = "row",
+    index_columns: Sequence[str] = ("_source_file", "_line_number"),
+    key_columns: Sequence[str] | None = None,
+    ingest_date=None,
+    suite: Suite | None = None,
+    stage: bool | None = None,
+    store_results: bool = True,
+) -> GateResult:
+    """Run ``table``'s rules of ``scope`` on ``df`` as a GX checkpoint; split passed/quarantined; raise on ``fail``."""
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    if scope not in ("row", "table"):
+        raise LakehouseError(f"gate scope must be 'row' or 'table', got {scope!r}")
+    suite = suite or load_suite(table)
+    if suite.table != table:
+        raise RuleFileError(f"the suite given for {table} declares table {suite.table}")
+    rules = suite.for_scope(scope)
+    columns = list(df.columns)
+    index_columns = tuple(index_columns or ())
+    missing = [c for c in index_columns if c not in columns]
+    if missing:
+        raise LakehouseError(
+            f"quality gate for {table}: index column(s) {', '.join(missing)} not in the batch (columns: {', '.join(columns)})"
+        )
+    if GATE_ROW_ID in columns:
+        raise LakehouseError(f"quality gate for {table}: the batch already has a column {GATE_ROW_ID}; drop it first")
+    if not rules:
+        return GateResult(table, scope, run_id, df, empty_quarantine(spark), [], None, None, time.perf_counter() - started)
+
+    split = any(r.severity == "quarantine" for r in rules)
+    stage = (scope == "row") if stage is None else stage
+    staged_uri = None
+    id_type = "long"
+    if stage:
+        from lakehouse.storage import Storage
+
+        staged_uri = Storage(settings).staging_dir(run_id, f"gate/{suite_name(table, scope)}")
+        df.withColumn(GATE_ROW_ID, F.monotonically_increasing_id()).write.mode("overwrite").parquet(staged_uri)
+        batch = spark.read.parquet(staged_uri)
+    elif split:
+        # Not staged: the row id is a hash of the whole row, so identical rows share it (and always share a verdict).
+        # The input must be deterministic (no rand(), current_timestamp(), ...) because it is evaluated many times.
+        batch = df.withColumn(GATE_ROW_ID, F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])), 256))
+        id_type = "string"
+    else:
+        batch = df
+
+    from lakehouse.catalog import TableSpec, sql_ref
+
+    def resolve_table(qualified: str) -> str:
+        layer, name = qualified.split(".", 1)
+        return sql_ref(TableSpec(layer, name), settings)
+
+    index_names = ([GATE_ROW_ID] if split else []) + list(index_columns)
+    with _GX_LOCK:
+        validation = _run_checkpoint(
+            batch, suite, rules, scope=scope, run_id=run_id, index_names=index_names, complete=split,
+            resolve_table=resolve_table,
+        )
+    by_rule: dict[str, Any] = {}
+    for res in validation.results:
+        by_rule[(res.expectation_config.meta or {}).get("rule")] = res
+    rule_results = [_rule_result(r, by_rule[r.name], index_columns) for r in rules]
+
+    if store_results:
+        from expectations.docs import store_validation
+
+        store_validation(settings, validation, table=table, scope=scope, run_id=run_id)
+
+    from expectations.rules import rule_file
+
+    stopping = [r for r in rule_results if not r["success"] and (r["severity"] == "fail" or (r.get("error") and r["severity"] == "quarantine"))]
+    if stopping:
+        exc = QualityGateFailed(_fail_message(table, stopping, str(rule_file(table).relative_to(rule_file(table).parents[1]))))
+        exc.table = table  # type: ignore[attr-defined]
+        exc.rules = rule_results  # type: ignore[attr-defined]
+        raise exc
+
+    failing = None
+    if split:
+        failing = _failing_rows(
+            spark, batch, {r.name: r for r in rules}, by_rule, index_names=index_names, id_type=id_type,
+            resolve_table=resolve_table, table=table,
+        )
+    if failing is None:
+        passed = batch.drop(GATE_ROW_ID) if GATE_ROW_ID in batch.columns else batch
+        return GateResult(table, scope, run_id, passed, empty_quarantine(spark), rule_results, validation, staged_uri,
+                          time.perf_counter() - started)
+
+    per_row = failing.groupBy(GATE_ROW_ID).agg(
+        F.array_sort(F.collect_set("rule")).alias("failed_rules"),
+        F.concat_ws("; ", F.array_sort(F.collect_list("reason"))).alias("reasons"),
+    )
+    if staged_uri:
+        per_row.write.mode("overwrite").parquet(staged_uri + "_failed")
+        per_row = spark.read.parquet(staged_uri + "_failed")
+
+    passed = batch.join(per_row.select(GATE_ROW_ID), on=GATE_ROW_ID, how="left_anti").select(*[F.col(f"`{c}`") for c in columns])
+    keys = tuple(key_columns) if key_columns else _key_columns(table, columns, index_columns)
+    row_json = _row_json_column(df.schema, columns)
+    if "ingest_date" in columns:
+        day = F.col("ingest_date").cast("date")
+    else:
+        day = F.lit(ingest_date.isoformat() if hasattr(ingest_date, "isoformat") else ingest_date).cast("date")
+    quarantined = batch.join(per_row, on=GATE_ROW_ID, how="inner").select(
+        F.lit(table).alias("source_table"),
+        _string_map_json(keys).alias("business_key"),
+        _string_map_json(index_columns).alias("index_key"),
+        row_json.alias("row_json"),
+        F.col("failed_rules"),
+        F.col("reasons"),
+        F.lit(run_id).alias("run_id"),
+        day.alias("ingest_date"),
+        F.current_timestamp().alias("quarantined_at"),
+        F.lit(None).cast("string").alias("released_run_id"),
+    )
+    assert tuple(quarantined.columns) == QUARANTINE_COLUMNS
+    return GateResult(table, scope, run_id, passed, quarantined, rule_results, validation, staged_uri,
+                      time.perf_counter() - started)
