@@ -241,7 +241,9 @@ def ingest_table(
                 if target.mapping is not None:
                     table = apply_mapping(table, columns=target.mapping.columns, constants=target.mapping.constants)
                 table = canonicalize_names(table, entity=target.entity)
-                missing = missing_required(table.column_names, target.entity) if decoded.note != "empty file" else []
+                # A file that declares no columns at all (empty, or JSON lines that are all malformed) is loaded as
+                # is: there is nothing to check, and its malformed records must reach bronze.
+                missing = missing_required(table.column_names, target.entity) if decoded.columns else []
                 if missing:
                     reason = _rejection(target, f, missing, list(decoded.columns))
             if reason:

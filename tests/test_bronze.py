@@ -266,13 +266,16 @@ def test_malformed_csv_and_json_lines_reach_bronze_with_reason(spark, settings):
         b'{"event_time": "2026-01-03 10:02:00 UTC", "event_type": "cart", "product_id": "SKU1"}\r\n'
     )
     land(settings, "clickstream", "events", D1, "events-0001.jsonl", events)
+    land(settings, "clickstream", "events", D1, "events-0002.jsonl", b"{oops\n")  # nothing but a malformed line
+    land(settings, "clickstream", "events", D1, "events-0003.jsonl", b"")  # empty file
     runs = {r.table_name: r for r in ingest_day(settings, D1, spark=spark)}
     assert runs["bronze.online_orders"].rows_out == 3 and runs["bronze.online_orders"].status == "warn"
-    assert runs["bronze.clickstream_events"].rows_out == 3
+    assert (runs["bronze.clickstream_events"].rows_out, runs["bronze.clickstream_events"].files_loaded) == (4, 3)
     orders = sorted(bronze_rows(spark, settings, "online", "orders"), key=lambda r: r["_line_number"])
     assert [r["order_id"] for r in orders] == ["1", None, "3"]
     assert orders[1]["_raw_line"] == "2,broken" and orders[1]["_parse_error"] == "expected 9 fields, found 2"
-    ev = sorted(bronze_rows(spark, settings, "clickstream", "events"), key=lambda r: r["_line_number"])
+    ev = sorted(bronze_rows(spark, settings, "clickstream", "events"), key=lambda r: (r["_source_file"], r["_line_number"]))
+    assert ev.pop()["_raw_line"] == "{oops"
     assert [r["event_type"] for r in ev] == ["view", None, "cart"]
     assert ev[1]["_raw_line"].startswith('{"event_time": "2026-01-03 10:01:00 UTC"')
     assert ev[1]["_parse_error"].startswith("invalid JSON")
