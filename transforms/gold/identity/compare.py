@@ -1,0 +1,222 @@
+"""Blocking, comparison levels, Fellegi-Sunter scoring and deterministic rules: records -> scored links."""
+
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.identity_config import COMPARISON_LEVELS, IdentityConfig
+
+# Feature columns carried into pair comparison (l_* and r_*).
+PAIR_FEATURES: tuple[str, ...] = (
+    "f_first", "f_first_canonical", "f_first_soundex", "f_first_u", "f_last", "f_last_soundex", "f_last_u",
+    "f_email", "f_email_local", "f_phone", "f_phone_last", "f_loyalty", "f_dob", "f_postcode",
+    "f_postcode_district", "f_city", "f_address", "f_house_number",
+)
+LINK_COLUMNS: tuple[str, ...] = (
+    "left_key", "right_key", "match_weight", "match_probability", "match_score", "match_rule", "is_strong",
+)
+RULE_PREFIX = "exact_"
+PROBABILISTIC_RULE = "fellegi_sunter"
+
+
+def candidate_pairs(records: DataFrame, *, targets: DataFrame | None = None) -> DataFrame:
+    """Distinct (left_key < right_key) pairs sharing an active blocking key; with ``targets`` (a frame of
+    ``record_key``), only pairs with at least one side among the targets."""
+    keys = records.select("record_key", F.explode("block_keys").alias("block_key"))
+    if targets is None:
+        a, b = keys.alias("a"), keys.alias("b")
+        pairs = a.join(b, F.col("a.block_key") == F.col("b.block_key")).where(F.col("a.record_key") < F.col("b.record_key"))
+    else:
+        t = targets.select("record_key").distinct()
+        a = keys.join(t, "record_key").alias("a")
+        b = keys.alias("b")
+        pairs = a.join(b, F.col("a.block_key") == F.col("b.block_key")).where(F.col("a.record_key") != F.col("b.record_key"))
+    la, lb = F.col("a.record_key"), F.col("b.record_key")
+    return pairs.select(F.least(la, lb).alias("left_key"), F.greatest(la, lb).alias("right_key")).distinct()
+
+
+def attach_features(pairs: DataFrame, records: DataFrame) -> DataFrame:
+    """Join both sides' features onto (left_key, right_key) pairs as ``l_*`` / ``r_*``."""
+    feats = records.select("record_key", *PAIR_FEATURES)
+    left = feats.select(F.col("record_key").alias("left_key"), *[F.col(c).alias(f"l_{c}") for c in PAIR_FEATURES])
+    right = feats.select(F.col("record_key").alias("right_key"), *[F.col(c).alias(f"r_{c}") for c in PAIR_FEATURES])
+    return pairs.join(left, "left_key").join(right, "right_key")
+
+
+def _both(name: str) -> Column:
+    return F.col(f"l_{name}").isNotNull() & F.col(f"r_{name}").isNotNull()
+
+
+def _eq(name: str) -> Column:
+    return F.col(f"l_{name}") == F.col(f"r_{name}")
+
+
+def _lev(name: str) -> Column:
+    return F.levenshtein(F.col(f"l_{name}"), F.col(f"r_{name}"))
+
+
+def _short(name: str) -> Column:
+    return F.least(F.length(F.col(f"l_{name}")), F.length(F.col(f"r_{name}")))
+
+
+def _contains_either(name: str, min_len: int) -> Column:
+    l, r = F.col(f"l_{name}"), F.col(f"r_{name}")
+    return (_short(name) >= min_len) & ((F.instr(l, r) > 0) | (F.instr(r, l) > 0))
+
+
+def _level(null_when: Column, cases: list[tuple[str, Column]], otherwise: str = "different") -> Column:
+    """The first level whose condition holds; ``null`` when either side is missing."""
+    expr = F.when(~null_when, F.lit("null"))
+    for name, cond in cases:
+        expr = expr.when(cond, F.lit(name))
+    return expr.otherwise(F.lit(otherwise))
+
+
+def comparison_levels() -> dict[str, Column]:
+    """Column expressions giving each comparison's level for a pair frame with ``l_*``/``r_*`` features."""
+    swapped = (
+        _both("f_first") & _both("f_last")
+        & (F.col("l_f_first") == F.col("r_f_last")) & (F.col("l_f_last") == F.col("r_f_first"))
+        & (F.col("l_f_first") != F.col("l_f_last"))
+    )
+    fuzzy_name = lambda n: (_lev(n) <= F.when(_short(n) <= 5, 1).otherwise(2)) | _contains_either(n, 4)  # noqa: E731
+    initial = (
+        ((F.length("l_f_first") == 1) & (F.col("l_f_first") == F.substring("r_f_first", 1, 1)))
+        | ((F.length("r_f_first") == 1) & (F.col("r_f_first") == F.substring("l_f_first", 1, 1)))
+    )
+    dob_str = lambda side: F.date_format(F.col(f"{side}_f_dob"), "yyyyMMdd")  # noqa: E731
+    dob_swap = (
+        (F.year("l_f_dob") == F.year("r_f_dob"))
+        & (F.month("l_f_dob") == F.dayofmonth("r_f_dob")) & (F.dayofmonth("l_f_dob") == F.month("r_f_dob"))
+    )
+    addr_len = F.greatest(F.length("l_f_address"), F.length("r_f_address"))
+    return {
+        "first_name": _level(
+            _both("f_first"),
+            [
+                ("exact", _eq("f_first") | swapped),
+                ("nickname", _eq("f_first_canonical")),
+                ("fuzzy", fuzzy_name("f_first") & (_short("f_first") > 1)),
+                ("soundex", _both("f_first_soundex") & _eq("f_first_soundex")),
+                ("initial", initial),
+            ],
+        ),
+        "last_name": _level(
+            _both("f_last"),
+            [
+                ("exact", _eq("f_last") | swapped),
+                ("fuzzy", fuzzy_name("f_last")),
+                ("soundex", _eq("f_last_soundex")),
+            ],
+        ),
+        "date_of_birth": _level(
+            _both("f_dob"),
+            [
+                ("exact", _eq("f_dob")),
+                ("typo", (F.levenshtein(dob_str("l"), dob_str("r")) <= 1) | dob_swap),
+                ("same_year", F.year("l_f_dob") == F.year("r_f_dob")),
+            ],
+        ),
+        "email": _level(
+            _both("f_email"),
+            [
+                ("exact", _eq("f_email")),
+                ("same_local_part", _both("f_email_local") & _eq("f_email_local")),
+                ("fuzzy", _lev("f_email") <= 2),
+            ],
+        ),
+        "phone": _level(
+            _both("f_phone"),
+            [("exact", _eq("f_phone")), ("last_digits", _eq("f_phone_last"))],
+        ),
+        "postcode": _level(
+            _both("f_postcode"),
+            [("exact", _eq("f_postcode")), ("district", _both("f_postcode_district") & _eq("f_postcode_district"))],
+        ),
+        "address": _level(
+            _both("f_address"),
+            [
+                ("exact", _eq("f_address")),
+                ("fuzzy", _lev("f_address") <= F.greatest(F.lit(2), F.floor(addr_len * 0.2))),
+                ("same_number", _both("f_house_number") & _eq("f_house_number")),
+            ],
+        ),
+        "city": _level(_both("f_city"), [("exact", _eq("f_city")), ("fuzzy", _lev("f_city") <= 2)]),
+    }
+
+
+def _log2(x: float) -> float:
+    return math.log(x, 2)
+
+
+def _weight(comparison: str, level_col: Column, config: IdentityConfig) -> Column:
+    """log2(m/u) of the pair's level (tf-adjusted for exact names); 0 for null or an unconfigured level."""
+    levels = config.scoring.comparisons.get(comparison, {})
+    expr = F.when(level_col == "null", F.lit(0.0))
+    for name in COMPARISON_LEVELS[comparison]:
+        spec = levels.get(name)
+        if spec is None:
+            continue
+        w = F.lit(_log2(spec.m / spec.u))
+        if spec.tf_adjust and comparison in ("first_name", "last_name"):
+            u_col = F.col("l_f_first_u") if comparison == "first_name" else F.col("l_f_last_u")
+            w = F.coalesce(F.log2(F.lit(spec.m) / u_col), w)
+        expr = expr.when(level_col == name, w)
+    return expr.otherwise(F.lit(0.0))
+
+
+def score_pairs(pairs_with_features: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Add ``lvl_<comparison>`` levels, ``w_<comparison>`` weights, ``match_weight`` and ``match_probability``."""
+    levels = comparison_levels()
+    out = pairs_with_features
+    for name, expr in levels.items():
+        out = out.withColumn(f"lvl_{name}", expr)
+    prior = config.scoring.prior_match_probability
+    total = F.lit(_log2(prior / (1 - prior)))
+    for name in levels:
+        out = out.withColumn(f"w_{name}", _weight(name, F.col(f"lvl_{name}"), config))
+        total = total + F.col(f"w_{name}")
+    out = out.withColumn("match_weight", total)
+    return out.withColumn("match_probability", F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -F.col("match_weight"))))
+
+
+def apply_rules(scored: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Decide links: deterministic rules on strong identifiers (unless vetoed), else the probability threshold.
+
+    Adds ``match_rule`` (``exact_<identifier>`` or ``fellegi_sunter``; null when not a link), ``match_score``
+    (1.0 for deterministic links, the probability otherwise) and ``is_strong`` (may bridge clusters).
+    """
+    feature = {"loyalty_card": "f_loyalty", "email": "f_email", "phone": "f_phone"}
+    disagreements = (
+        F.when(F.col("lvl_first_name") == "different", 1).otherwise(0)
+        + F.when(F.col("lvl_last_name") == "different", 1).otherwise(0)
+        + F.when(F.col("lvl_date_of_birth").isin("different", "same_year"), 1).otherwise(0)
+    )
+    vetoed = disagreements >= config.deterministic.veto_min_disagreements
+    rule = F.lit(None).cast("string")
+    for name in reversed(config.deterministic.rules):  # first in the list wins
+        rule = F.when(_both(feature[name]) & _eq(feature[name]), F.lit(RULE_PREFIX + name)).otherwise(rule)
+    rule = F.when(~vetoed, rule)
+    s = config.scoring
+    prob_link = F.col("match_probability") >= s.match_threshold
+    return (
+        scored.withColumn("_det", rule)
+        .withColumn("match_rule", F.coalesce(F.col("_det"), F.when(prob_link, F.lit(PROBABILISTIC_RULE))))
+        .withColumn("match_score", F.when(F.col("_det").isNotNull(), F.lit(1.0)).otherwise(F.col("match_probability")))
+        .withColumn("is_strong", F.col("_det").isNotNull() | (F.col("match_probability") >= s.strong_threshold))
+        .drop("_det")
+    )
+
+
+def score_links(pairs: DataFrame, records: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Candidate pairs -> accepted links (``LINK_COLUMNS``) between records."""
+    return (
+        attach_features(pairs, records)
+        .transform(lambda d: score_pairs(d, config=config))
+        .transform(lambda d: apply_rules(d, config=config))
+        .where(F.col("match_rule").isNotNull())
+        .select(*LINK_COLUMNS)
+    )

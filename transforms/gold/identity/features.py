@@ -1,0 +1,290 @@
+"""Record features for matching: normalized values, placeholder removal, term frequencies and blocking keys.
+
+Input is a ``silver.customers``-shaped frame; output keeps every input column and adds ``record_key`` and the
+``f_*`` feature columns, ``block_keys`` (the blocking keys that are actually used) and ``record_hash`` (changes
+whenever anything that can change a match or a golden attribute changes; incremental runs re-resolve exactly the
+records whose hash changed).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from lakehouse.errors import LakehouseError
+from lakehouse.identity_config import IdentityConfig
+
+from .nicknames import nickname_pairs
+
+SILVER_CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "source_system", "source_kind", "source_customer_id", "first_name", "last_name", "full_name", "email",
+    "phone_e164", "date_of_birth", "address_line1", "city", "postcode", "country", "loyalty_card",
+    "marketing_opt_in", "created_at", "updated_at",
+)
+_TYPES = {"date_of_birth": "date", "marketing_opt_in": "boolean", "created_at": "timestamp", "updated_at": "timestamp"}
+REQUIRED_COLUMNS: tuple[str, ...] = ("source_system", "source_customer_id")
+
+_ACCENTS_FROM = "àáâãäåāçćčèéêëēėęìíîïīñńòóôõöøōùúûüūýÿžźżšśłđ"
+_ACCENTS_TO = "aaaaaaaccceeeeeeeiiiiinnooooooouuuuuyyzzzsslđ"
+_ADDRESS_ABBREVIATIONS = (
+    ("street", "st"), ("road", "rd"), ("avenue", "ave"), ("lane", "ln"), ("drive", "dr"), ("close", "cl"),
+    ("court", "ct"), ("place", "pl"), ("square", "sq"), ("crescent", "cres"), ("terrace", "ter"),
+    ("gardens", "gdns"), ("apartment", "apt"), ("flat", "apt"), ("north", "n"), ("south", "s"), ("east", "e"),
+    ("west", "w"), ("grove", "gr"), ("park", "pk"), ("house", "ho"), ("mount", "mt"), ("saint", "st"),
+)
+_TITLES = r"^(mr|mrs|ms|miss|dr|prof|sir|mx)\.?\s+"
+_GB_POSTCODE = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _lit_list(values) -> list[Column]:
+    return [F.lit(v) for v in values]
+
+
+def clean_text(col: Column) -> Column:
+    """Lower-case, strip accents and punctuation, collapse spaces; empty becomes null."""
+    c = F.translate(F.lower(F.trim(col)), _ACCENTS_FROM, _ACCENTS_TO)
+    return F.nullif(F.trim(F.regexp_replace(F.regexp_replace(c, r"[^a-z0-9 ]", " "), r"\s+", " ")), F.lit(""))
+
+
+def _drop_listed(col: Column, values) -> Column:
+    """``col`` unless its lower-cased value is listed (then null). ``col`` should be a plain column reference."""
+    values = [v.lower() for v in values]
+    return F.when(~F.lower(col).isin(values), col) if values else col
+
+
+def name_token(col: Column) -> Column:
+    """Letters only, titles (mr, dr, ...) dropped; empty becomes null (before the denylist)."""
+    return F.nullif(F.regexp_replace(F.regexp_replace(clean_text(col), _TITLES, ""), r"[^a-z]", ""), F.lit(""))
+
+
+def first_token(col: Column) -> Column:
+    """The first word of a cleaned name, titles dropped (middle names are not used for matching)."""
+    return F.split(F.regexp_replace(clean_text(col), _TITLES, ""), " ").getItem(0)
+
+
+def email_candidate(col: Column) -> Column:
+    """Lower-cased, trimmed email if syntactically valid, else null (denylists applied separately)."""
+    return F.nullif(F.regexp_extract(F.lower(F.trim(col)), r"^([^@\s]+@[^@\s]+\.[^@\s]+)$", 1), F.lit(""))
+
+
+def drop_listed_email(col: Column, cfg: IdentityConfig) -> Column:
+    """The email unless it, its mailbox name or its domain is on a denylist. ``col`` is a column reference."""
+    p = cfg.placeholders
+    local = F.split(col, "@").getItem(0)
+    domain = F.split(col, "@").getItem(1)
+    bad = (
+        col.isin([v.lower() for v in p.email_denylist])
+        | local.isin([v.lower() for v in p.email_local_denylist])
+        | domain.isin([v.lower() for v in p.email_domain_denylist])
+    )
+    return F.when(~bad, col)
+
+
+def email_local_part(email: Column) -> Column:
+    """The mailbox name without +tags and dots (john.smith+shop@x -> johnsmith); null when shorter than 4."""
+    local = F.regexp_replace(F.split(F.split(email, "@").getItem(0), r"\+").getItem(0), r"[^a-z0-9]", "")
+    return F.when(F.length(local) >= 4, local)
+
+
+def phone_digits(col: Column) -> Column:
+    """The digits of a phone number."""
+    return F.regexp_replace(col, r"[^0-9]", "")
+
+
+def phone_from_digits(digits: Column, cfg: IdentityConfig) -> Column:
+    """E.164 (``+`` and 7 to 15 digits) unless a placeholder pattern, else null. ``digits`` is a column reference."""
+    bad = F.lit(False)
+    for pattern in cfg.placeholders.phone_denylist_patterns:
+        bad = bad | digits.rlike(pattern)
+    ok = (F.length(digits) >= 7) & (F.length(digits) <= 15) & ~bad
+    return F.when(ok, F.concat(F.lit("+"), digits))
+
+
+def code_token(col: Column) -> Column:
+    """Upper-case alphanumerics of an identifier or postcode (spaces and dashes dropped); empty becomes null."""
+    return F.nullif(F.upper(F.regexp_replace(F.trim(col), r"[^A-Za-z0-9]", "")), F.lit(""))
+
+
+def address_token(col: Column) -> Column:
+    """An address line cleaned, with common street words abbreviated (Street -> st)."""
+    c = clean_text(col)
+    for word, abbr in _ADDRESS_ABBREVIATIONS:
+        c = F.regexp_replace(c, rf"\b{word}\b", abbr)
+    return c
+
+
+def normalize_dob(dob: Column, record_ts: Column, cfg: IdentityConfig) -> Column:
+    """The date of birth unless it is a placeholder or absurd for the record's date, else null."""
+    p = cfg.placeholders
+    ref = F.coalesce(F.to_date(record_ts), F.current_date())
+    bad = (
+        dob.cast("string").isin(list(p.dob_denylist))
+        | (dob < F.lit(p.dob_min).cast("date"))
+        | (dob > F.add_months(ref, -12 * p.min_age_years))
+        | (dob < F.add_months(ref, -12 * p.max_age_years))
+    )
+    return F.when(dob.isNotNull() & ~bad, dob)
+
+
+def _split_full_name(full: Column) -> tuple[Column, Column]:
+    """(first, last) from a full name: "Last, First" or "First [Middle] Last"."""
+    c = F.trim(full)
+    has_comma = c.contains(",")
+    before = F.trim(F.split(c, ",").getItem(0))
+    after = F.trim(F.split(c, ",").getItem(1))
+    tokens = F.split(F.regexp_replace(c, r"\s+", " "), " ")
+    first = F.when(has_comma, after).otherwise(F.when(F.size(tokens) > 1, tokens.getItem(0)))
+    last = F.when(has_comma, before).otherwise(F.element_at(tokens, -1))
+    return first, last
+
+
+def ensure_customer_columns(df: DataFrame) -> DataFrame:
+    """Add any missing optional silver.customers column as a typed null; fail on missing key columns."""
+    missing_required = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing_required:
+        raise LakehouseError(
+            f"customer records lack key column(s) {missing_required}; identity resolution needs silver.customers "
+            f"with at least {list(REQUIRED_COLUMNS)}"
+        )
+    out = df
+    for name in SILVER_CUSTOMER_COLUMNS:
+        if name not in df.columns:
+            out = out.withColumn(name, F.lit(None).cast(_TYPES.get(name, "string")))
+    return out
+
+
+def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Add ``record_key`` and the per-record ``f_*`` match features (no frequency-based cleaning yet)."""
+    p = config.placeholders
+    d = ensure_customer_columns(df)
+    split_first, split_last = _split_full_name(F.col("full_name"))
+    nick = F.create_map(*[x for pair in nickname_pairs() for x in _lit_list(pair)])
+    # Built in small steps that reference earlier columns: one deeply nested expression per feature makes the
+    # engine's planner slow, a chain of projections does not.
+    steps: list[tuple[str, Column]] = [
+        ("record_key", F.concat_ws(":", F.col("source_system"), F.col("source_customer_id"))),
+        ("_first_src", F.coalesce(F.col("first_name"), split_first)),
+        ("_last_src", F.coalesce(F.col("last_name"), split_last)),
+        ("_first_tok", name_token(first_token(F.col("_first_src")))),
+        ("f_first", _drop_listed(F.col("_first_tok"), p.name_denylist)),
+        ("_last_tok", name_token(F.col("_last_src"))),
+        ("f_last", _drop_listed(F.col("_last_tok"), p.name_denylist)),
+        ("_email_ok", email_candidate(F.col("email"))),
+        ("f_email", drop_listed_email(F.col("_email_ok"), config)),
+        ("_phone_digits", phone_digits(F.col("phone_e164"))),
+        ("f_phone", phone_from_digits(F.col("_phone_digits"), config)),
+        ("_loyalty_tok", code_token(F.col("loyalty_card"))),
+        ("f_loyalty", _drop_listed(F.col("_loyalty_tok"), p.text_denylist)),
+        ("f_dob", normalize_dob(F.col("date_of_birth"), F.coalesce(F.col("created_at"), F.col("updated_at")), config)),
+        ("_postcode_tok", code_token(F.col("postcode"))),
+        ("f_postcode", _drop_listed(F.col("_postcode_tok"), p.text_denylist)),
+        ("_city_tok", F.regexp_replace(clean_text(F.col("city")), r"^st ", "saint ")),
+        ("f_city", _drop_listed(F.col("_city_tok"), p.text_denylist)),
+        ("_address_tok", address_token(F.col("address_line1"))),
+        ("f_address", _drop_listed(F.col("_address_tok"), p.text_denylist)),
+        ("f_first_canonical", F.coalesce(nick[F.col("f_first")], F.col("f_first"))),
+        ("f_first_soundex", F.when(F.length("f_first") > 1, F.soundex("f_first"))),
+        ("f_first_initial", F.substring("f_first", 1, 1)),
+        ("f_last_soundex", F.soundex("f_last")),
+        ("f_last_prefix", F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3))),
+        ("f_email_local", email_local_part(F.col("f_email"))),
+        ("f_phone_last", F.substring("f_phone", -7, 7)),
+        ("f_birth_year", F.year("f_dob").cast("string")),
+        ("f_postcode_district", F.when(F.col("f_postcode").rlike(_GB_POSTCODE), F.expr("substring(f_postcode, 1, length(f_postcode) - 3)"))),
+        ("f_house_number", F.nullif(F.regexp_extract("f_address", r"(\d+)", 1), F.lit(""))),
+    ]
+    for name, expr in steps:
+        d = d.withColumn(name, expr)
+    return d.drop(*[name for name, _ in steps if name.startswith("_")])
+
+
+def _count_by(col: str) -> Column:
+    """How many records carry this row's (non-null) value of ``col`` (null when the value is null)."""
+    return F.when(F.col(col).isNotNull(), F.count(F.lit(1)).over(Window.partitionBy(col)))
+
+
+def remove_frequent_identifiers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Null strong identifiers shared by more records than ``max_value_frequency`` allows (placeholders)."""
+    out = df
+    caps = config.placeholders.max_value_frequency
+    for key, col in (("email", "f_email"), ("phone", "f_phone"), ("loyalty_card", "f_loyalty")):
+        cap = caps.get(key)
+        if cap is not None:
+            out = out.withColumn("_n", _count_by(col)).withColumn(col, F.when(F.col("_n") <= cap, F.col(col))).drop("_n")
+    # derived values follow their source
+    return out.withColumn("f_email_local", email_local_part(F.col("f_email"))).withColumn(
+        "f_phone_last", F.substring("f_phone", -7, 7)
+    )
+
+
+def add_term_frequencies(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Add ``f_first_u`` / ``f_last_u``: the bucketed share of records carrying the same name (the tf u)."""
+    tf = config.term_frequency
+    out = df.withColumn("_total", F.count(F.lit(1)).over(Window.partitionBy()))
+    for col in ("f_first", "f_last"):
+        # bucket to the power of two (centre of the bucket) so small count changes rarely move a weight
+        share = _count_by(col) / F.col("_total")
+        bucketed = F.pow(F.lit(2.0), F.floor(F.log2(share)) + 0.5)
+        u = F.least(F.greatest(bucketed, F.lit(tf.min_u)), F.lit(tf.max_u))
+        out = out.withColumn(f"{col}_u", F.when(F.col(col).isNotNull(), u))
+    return out.drop("_total")
+
+
+_FEATURE_OF_KEY = {
+    "email": "f_email", "email_local": "f_email_local", "phone": "f_phone", "loyalty_card": "f_loyalty",
+    "first_name": "f_first", "first_canonical": "f_first_canonical", "first_initial": "f_first_initial",
+    "first_soundex": "f_first_soundex", "last_name": "f_last", "last_soundex": "f_last_soundex",
+    "last_prefix": "f_last_prefix", "dob": "f_dob", "birth_year": "f_birth_year", "postcode": "f_postcode",
+    "postcode_district": "f_postcode_district", "city": "f_city", "address": "f_address",
+    "house_number": "f_house_number",
+}
+
+
+def add_blocking_keys(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Add ``block_keys``: one key per blocking rule whose features are all present, minus oversized blocks."""
+    keys = []
+    for rule in config.blocking.rules:
+        cols = [F.col(_FEATURE_OF_KEY[k]).cast("string") for k in rule.keys]
+        present = F.lit(True)
+        for c in cols:
+            present = present & c.isNotNull()
+        keys.append(F.when(present, F.concat_ws("|", F.lit(rule.name), *cols)))
+    with_keys = df.withColumn("_all_keys", F.array_compact(F.array(*keys)))
+    exploded = with_keys.select("record_key", F.explode("_all_keys").alias("block_key"))
+    active = (
+        exploded.withColumn("_size", F.count(F.lit(1)).over(Window.partitionBy("block_key")))
+        .where(F.col("_size") <= config.blocking.max_block_size)
+        .groupBy("record_key")
+        .agg(F.array_sort(F.collect_list("block_key")).alias("block_keys"))
+    )
+    return (
+        with_keys.drop("_all_keys")
+        .join(active, "record_key", "left")
+        .withColumn("block_keys", F.coalesce(F.col("block_keys"), F.array().cast("array<string>")))
+    )
+
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "f_first", "f_first_canonical", "f_first_soundex", "f_first_initial", "f_first_u", "f_last", "f_last_soundex",
+    "f_last_prefix", "f_last_u", "f_email", "f_email_local", "f_phone", "f_phone_last", "f_loyalty", "f_dob",
+    "f_birth_year", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number",
+)
+
+
+def add_record_hash(df: DataFrame) -> DataFrame:
+    """Add ``record_hash``: sha2 over the silver attributes, the features and the active blocking keys."""
+    payload = F.to_json(F.struct(*[F.col(c) for c in (*SILVER_CUSTOMER_COLUMNS, *FEATURE_COLUMNS, "block_keys")]))
+    return df.withColumn("record_hash", F.sha2(payload, 256))
+
+
+def prepare_records(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """silver.customers -> one row per source record with match features, blocking keys and a change hash."""
+    return (
+        ensure_customer_columns(df).transform(lambda x: normalize_customers(x, config=config))
+        .transform(lambda x: remove_frequent_identifiers(x, config=config))
+        .transform(lambda x: add_term_frequencies(x, config=config))
+        .transform(lambda x: add_blocking_keys(x, config=config))
+        .transform(add_record_hash)
+    )
