@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # A folder of extra source-mapping files (*.yaml) besides the repo's mappings/ (see lakehouse/mappings.py).
     mappings_dir: str | None = None
 
+    # API (issue 7). Keys are stored as hashes: a YAML/JSON file of [{name, hash, scopes}] or the same list as JSON in
+    # LAKEHOUSE_API_KEYS. No default key outside local mode (local mode generates and prints a dev key).
+    api_keys_file: str | None = None
+    api_keys: str | None = None
+    api_poll_interval_s: float = Field(default=5.0, gt=0)
+
     @field_validator("spark_remote")
     @classmethod
     def _check_remote(cls, value: str | None) -> str | None:
