@@ -168,6 +168,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(load_settings(), args.pool, url=args.api_url, deploy=args.deploy, limit=args.limit)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.app import run
+
+    run(load_settings(), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from flows.prefect_local import run_deploy
 
@@ -249,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", default="lakehouse")
     p.add_argument("--api-url", help="Prefect API (default: $PREFECT_API_URL or http://127.0.0.1:4200/api)")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("serve", help="start the customer-insights API (uvicorn, one worker) over the published gold")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="show settings and the table catalogue")
     p.set_defaults(func=cmd_info)
