@@ -126,6 +126,36 @@ SILVER_TABLES: tuple[TableSpec, ...] = (
 # ---------------------------------------------------------------------------------------------------------------
 GOLD_TABLES: tuple[TableSpec, ...] = ()
 
+# Golden customer (issue 4, built by flows/identity.py).
+GOLDEN_CUSTOMERS = TableSpec(
+    "gold", "golden_customers", keys=("golden_id",), partition_by=(),
+    description="One row per identity: surviving attributes, consent, source record count and systems, first/last seen.",
+)
+CUSTOMER_XREF = TableSpec(
+    "gold", "customer_xref", keys=("source_system", "source_customer_id"), partition_by=(),
+    description="Every source customer record -> its golden id, with the match score and the rule that linked it.",
+)
+DIM_CUSTOMER = TableSpec(
+    "gold", "dim_customer", keys=("golden_id", "valid_from"), partition_by=(),
+    description="SCD type 2 history of the golden attributes (valid_from, valid_to, is_current), maintained by MERGE.",
+)
+IDENTITY_CHANGES = TableSpec(
+    "gold", "identity_changes", keys=("run_id", "old_golden_id", "new_golden_id"), partition_by=(),
+    description="Identity merges and splits: old and new golden id, records moved, the survivor rule and link rules.",
+)
+IDENTITY_RECORDS = TableSpec(
+    "gold", "identity_records", keys=("record_key",), partition_by=(),
+    description="Identity-resolution state: each source record's change hash and raw link component (internal).",
+)
+IDENTITY_LINKS = TableSpec(
+    "gold", "identity_links", keys=("left_key", "right_key"), partition_by=(),
+    description="Identity-resolution state: every accepted record link with its weight, score and rule (internal).",
+)
+GOLD_IDENTITY_TABLES: tuple[TableSpec, ...] = (
+    GOLDEN_CUSTOMERS, CUSTOMER_XREF, DIM_CUSTOMER, IDENTITY_CHANGES, IDENTITY_RECORDS, IDENTITY_LINKS,
+)
+GOLD_TABLES = (*GOLD_TABLES, *GOLD_IDENTITY_TABLES)
+
 # Gold built by flows/publish.py (issue 5): dimensions, the sales fact, customer scores, recommendations, marts.
 def _gold(name: str, keys: str, description: str) -> TableSpec:
     return TableSpec("gold", name, keys=tuple(keys.split()), partition_by=(), description=description)
