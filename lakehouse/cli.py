@@ -63,6 +63,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refine(args: argparse.Namespace) -> int:
+    from flows.refine import refine_days
+
+    settings = load_settings()
+    runs = refine_days(settings, _date_range(args), tables=_csv_list(args.table))
+    _print_runs(runs)
+    return 0
+
+
+def cmd_quarantine_replay(args: argparse.Namespace) -> int:
+    from flows.refine import replay_quarantine
+
+    settings = load_settings()
+    days = _date_range(args) if (args.date or args.start) else None
+    runs = replay_quarantine(settings, tables=_csv_list(args.table), days=days)
+    _print_runs(runs)
+    if not runs:
+        print("  nothing held in quarantine for that selection")
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from flows.publish import PublishBlocked, publish_day
     from lakehouse.manifest import latest_manifest
@@ -211,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="only these sources (comma-separated)")
     p.add_argument("--entity", help="only these entities (comma-separated)")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("refine", help="bronze -> silver for a day or a date range (typing, gate, quarantine, MERGE)")
+    _add_dates(p)
+    p.add_argument("--table", help="only these silver tables (comma-separated, e.g. customers,order_lines)")
+    p.set_defaults(func=cmd_refine)
+
+    p = sub.add_parser("quarantine", help="work with quarantined rows (system.quarantine)")
+    qsub = p.add_subparsers(dest="quarantine_command", required=True)
+    q = qsub.add_parser("replay", help="re-run unreleased quarantined rows through the gate; rows that pass go to silver")
+    _add_dates(q)
+    q.add_argument("--table", help="only these silver tables (comma-separated)")
+    q.set_defaults(func=cmd_quarantine_replay)
 
     p = sub.add_parser("publish", help="silver -> gold for a day or a date range (write, gate, publish a manifest)")
     _add_dates(p)
