@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import delta
-from lakehouse.catalog import SILVER_TABLES, TableSpec, bronze_table
+from lakehouse.catalog import SILVER_TABLES, TableSpec, bronze_table, sql_ref
 from lakehouse.errors import AccountingError, LakehouseError, QualityGateFailed
 from lakehouse.runs import TableRun, new_run_id, record_runs
 from lakehouse.settings import Settings
@@ -139,19 +139,15 @@ def _current(spark, settings: Settings, table: SilverTable) -> DataFrame | None:
 
 
 def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day: dt.date) -> DataFrame:
-    """Table-specific joins: orders take payment methods (silver.payments) and totals (the day's lines); order lines
-    take their header (silver.orders)."""
+    """Table-specific joins: orders take payment methods (silver.payments) and online totals (silver.order_lines);
+    order lines take their header (silver.orders)."""
     if table.name == "orders":
         payments = _current(spark, settings, TABLES["payments"])
         if payments is not None:
             batch = E.attach_payment_methods(batch, payments=payments)
-        line_frames = []
-        for feed in feeds_for(settings, TABLES["order_lines"]):
-            bronze = _read_bronze_day(spark, settings, feed, day)
-            if bronze is not None:
-                line_frames.append(_build(feed, bronze).select("source_system", "order_id", "line_total"))
-        if line_frames:
-            batch = E.attach_order_totals(batch, lines=_union(line_frames))
+        lines = _current(spark, settings, TABLES["order_lines"])
+        if lines is not None:  # online orders carry no total: the sum of their silver lines (refreshed after lines)
+            batch = E.attach_order_totals(batch, lines=lines.select("source_system", "order_id", "line_total"))
     elif table.name == "order_lines":
         headers = _current(spark, settings, TABLES["orders"])
         if headers is None:
@@ -271,19 +267,75 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
         rows_in += _scan_count(bronze)
         read.append(feed.bronze.qualified)
         frames.append(_build(feed, bronze))
-    if not frames:
-        run.message = "no bronze table feeds it yet"
+    if not frames or rows_in == 0:
+        run.message = "no bronze table feeds it yet" if not frames else "no bronze rows for this day"
         run.duration_s = time.perf_counter() - started
         return run
     batch = to_batch(_enrich(spark, settings, table, _union(frames), day), table=table)
     staging = Storage(settings).staging_dir(run_id, f"refine/{table.name}-{uuid.uuid4().hex[:8]}")
     try:
         _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_day=day, staging=staging)
+        notes = _propagate_headers(spark, settings, run_id) if table.name == "order_lines" else []
     finally:
         run.duration_s = time.perf_counter() - started
-    if not run.message:
-        run.message = "from " + ", ".join(read)
+    run.message = "; ".join([*(["from " + ", ".join(read)]), *notes, *([run.message] if run.message else [])])
     return run
+
+
+def _merge_columns(spark, settings: Settings, spec: TableSpec, df: DataFrame, keys: Sequence[str],
+                   columns: Sequence[str]) -> None:
+    """UPDATE the given columns of existing rows (matched on ``keys``) from ``df``."""
+    view = delta.temp_view(df, "refresh_src")
+    try:
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        sets = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+        spark.sql(f"MERGE INTO {sql_ref(spec, settings)} t USING {view} s ON {on} WHEN MATCHED THEN UPDATE SET {sets}")
+    finally:
+        spark.catalog.dropTempView(view)
+
+
+def _propagate_headers(spark, settings: Settings, run_id: str) -> list[str]:
+    """After the lines of a run are merged: lines of orders this run rewrote take their header again (a later
+    cancellation turns them ``cancelled``), and online orders touched by this run get the sum of their lines as
+    ``order_total``. Only rows whose content changes are rewritten (row_hash recomputed), so a rerun changes nothing."""
+    from transforms.silver.dedupe import add_row_hash
+
+    orders_t, lines_t = TABLES["orders"], TABLES["order_lines"]
+    orders_spec, lines_spec = _silver_spec(orders_t), _silver_spec(lines_t)
+    if not (delta.table_exists(orders_spec, settings) and delta.table_exists(lines_spec, settings)):
+        return []
+    notes = []
+    okeys = ["source_system", "order_id"]
+    orders = delta.read_table(spark, orders_spec, settings)
+    lines = delta.read_table(spark, lines_spec, settings)
+    rewritten = orders.where(F.col("_run_id") == run_id).select(*okeys)
+    stale = lines.join(rewritten, on=okeys, how="left_semi").where(F.col("_run_id") != run_id)
+    refreshed = add_row_hash(E.attach_order_headers(stale.withColumnRenamed("row_hash", "_old_hash"), headers=orders),
+                             columns=lines_t.columns)
+    changed = _stage(spark, settings, refreshed.where(F.col("row_hash") != F.col("_old_hash"))
+                     .withColumn("_run_id", F.lit(run_id)), Storage(settings).staging_dir(run_id, "refine/line_headers"))
+    n = _scan_count(changed)
+    if n:
+        _merge_columns(spark, settings, lines_spec, changed, lines_t.keys,
+                       [*E.HEADER_COLUMNS, "line_type", "row_hash", "_run_id"])
+        notes.append(f"{n} earlier lines took their order's new header")
+
+    lines = delta.read_table(spark, lines_spec, settings)
+    touched = lines.where(F.col("_run_id") == run_id).select(*okeys).union(rewritten).distinct()
+    totals = (lines.join(touched, on=okeys, how="left_semi").groupBy(*okeys)
+              .agg(F.sum("line_total").cast("decimal(12,2)").alias("_total")))
+    online = orders.where(F.col("source_kind") == "online").join(totals, on=okeys, how="inner")
+    fixed = add_row_hash(online.where(~F.col("order_total").eqNullSafe(F.col("_total")))
+                         .withColumn("order_total", F.col("_total")).drop("_total"), columns=orders_t.columns)
+    fixed = _stage(spark, settings, fixed.withColumn("_run_id", F.lit(run_id)),
+                   Storage(settings).staging_dir(run_id, "refine/order_totals"))
+    n = _scan_count(fixed)
+    if n:
+        _merge_columns(spark, settings, orders_spec, fixed, orders_t.keys, ["order_total", "row_hash", "_run_id"])
+        notes.append(f"{n} online order totals set from their lines")
+    for name in ("refine/line_headers", "refine/order_totals"):
+        Storage(settings).delete_dir(Storage(settings).staging_dir(run_id, name))
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -354,13 +406,26 @@ def replay_quarantine(settings: Settings, *, tables: Iterable[str] | None = None
     return runs
 
 
-def _bronze_schema(feed: Feed, extra: Sequence[str] = ()) -> str:
+def _bronze_schema(feed: Feed) -> str:
+    """DDL of a stored quarantine row_json: the entity's columns, the audit columns and ``_bronze_table``, as strings
+    (Sail's from_json does not read its own to_json timestamps; they are cast by :func:`_bronze_from_json`)."""
     from lakehouse.entities import entity
 
-    cols = list(entity(feed.kind, feed.entity).columns) + list(extra)
-    types = {"_ingested_at": "timestamp", "_line_number": "bigint", "ingest_date": "date"}
-    parts = [f"`{c}` string" for c in cols] + [f"`{c}` {types.get(c, 'string')}" for c in E.AUDIT_COLUMNS]
-    return ", ".join(parts + ["`_bronze_table` string"])
+    cols = [*entity(feed.kind, feed.entity).columns, *E.AUDIT_COLUMNS, "_bronze_table"]
+    return ", ".join(f"`{c}` string" for c in cols)
+
+
+def _bronze_from_json(rows: DataFrame, feed: Feed) -> DataFrame:
+    """Bronze-shaped rows rebuilt from quarantine ``row_json`` (the stored JSON kept as ``_row_json``)."""
+    from transforms.silver.parsing import ISO_UTC, parse_timestamp
+
+    parsed = rows.select(F.from_json("row_json", _bronze_schema(feed)).alias("r"), F.col("row_json").alias("_row_json"))
+    flat = parsed.select("r.*", "_row_json").drop("_bronze_table")
+    return flat.withColumns({
+        "_ingested_at": parse_timestamp(F.col("_ingested_at"), ISO_UTC),
+        "_line_number": F.col("_line_number").cast("bigint"),
+        "ingest_date": F.to_date("ingest_date"),
+    })
 
 
 def _replay_table_day(spark, settings: Settings, table: SilverTable, held: DataFrame, day: dt.date,
@@ -376,8 +441,7 @@ def _replay_table_day(spark, settings: Settings, table: SilverTable, held: DataF
             continue
         rows_in += n
         # The stored row_json is kept as the batch's _row_json, so a row that fails again matches its quarantine row.
-        bronze = rows.select(F.from_json("row_json", _bronze_schema(feed)).alias("r"), F.col("row_json").alias("_row_json"))
-        frames.append(_build(feed, bronze.select("r.*", "_row_json").drop("_bronze_table")))
+        frames.append(_build(feed, _bronze_from_json(rows, feed)))
     if not frames:
         run.duration_s = time.perf_counter() - started
         return run
@@ -386,6 +450,8 @@ def _replay_table_day(spark, settings: Settings, table: SilverTable, held: DataF
     try:
         _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_day=None, staging=staging,
                      held=held)
+        if table.name == "order_lines":
+            run.message = "; ".join([run.message, *_propagate_headers(spark, settings, run_id)])
     finally:
         run.duration_s = time.perf_counter() - started
     return run

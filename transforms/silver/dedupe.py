@@ -60,6 +60,8 @@ def supersedes_sql(new: str = "s.", old: str = "t.") -> str:
 def mark_changes(batch: DataFrame, *, current: DataFrame, keys: Sequence[str]) -> DataFrame:
     """Add ``_applies``: true when a (deduplicated) batch record is new to ``current`` or supersedes its row there."""
     compared = ("_version_ts", "_ingested_at", "_source_file", "_line_number", "row_hash")
+    # One stored row per key (a table that broke its key is caught by the table-scope rules, not multiplied here).
+    current = dedupe_latest(current, keys=keys)
     cur = current.select(*[F.col(f"`{c}`").alias(f"_cur_{c}") for c in dict.fromkeys((*keys, *compared))])
     cond = None
     for k in keys:

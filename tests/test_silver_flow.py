@@ -1,0 +1,348 @@
+"""Refine (bronze -> silver) end to end on tiny bronze tables written inline: gate and quarantine, latest-wins dedupe,
+MERGE idempotency, late corrections, the unified order lines, accounting and quarantine replay."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from lakehouse import delta
+from lakehouse.catalog import (
+    PIPELINE_RUNS, QUARANTINE, SILVER_CUSTOMERS, SILVER_EVENTS, SILVER_INVENTORY_MOVEMENTS, SILVER_ORDER_LINES,
+    SILVER_ORDERS, SILVER_PAYMENTS, SILVER_PRODUCTS, SILVER_STORES,
+)
+from lakehouse.errors import AccountingError, QualityGateFailed
+from silver_helpers import rows_of, write_bronze
+
+pytestmark = pytest.mark.flow
+
+D1 = dt.date(2026, 1, 3)
+D2 = dt.date(2026, 1, 4)
+LATER = dt.datetime(2026, 1, 4, 6, 0, 0)
+
+
+def _quarantine(spark, settings, table):
+    """{line number: failed rules} of a silver table's unreleased quarantine rows."""
+    out = {}
+    for r in rows_of(spark, QUARANTINE, settings, where=f"source_table = '{table}' AND released_run_id IS NULL"):
+        key = json.loads(r["index_key"])
+        out[(key["_source_file"].rsplit("/", 3)[1], int(key["_line_number"]))] = r["failed_rules"]
+    return out
+
+
+def _by_key(rows, *keys):
+    return {tuple(r[k] for k in keys): r for r in rows}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Customers: typing, standardization, quarantine, dedupe, accounting
+# ---------------------------------------------------------------------------------------------------------------
+def _write_customers(spark, settings):
+    write_bronze(spark, settings, "online", "customers", [
+        {"customer_id": "C1", "email": " Jane@X.com ", "first_name": "jane", "last_name": "DOE", "phone": "07700 900123",
+         "date_of_birth": "1990-02-03", "country": "uk", "postcode": "sw1a1aa", "marketing_opt_in": "true",
+         "created_at": "2025-01-01T00:00:00Z", "updated_at": "2026-01-02T10:00:00Z"},
+        # a newer version of C1 in the same batch: wins (updated_at)
+        {"customer_id": "C1", "email": "jane.new@x.com", "first_name": "Jane", "last_name": "Doe", "country": "GB",
+         "created_at": "2025-01-01T00:00:00Z", "updated_at": "2026-01-02T11:00:00Z"},
+        {"customer_id": "C2", "date_of_birth": "31/02/1990", "created_at": "2025-01-01T00:00:00Z"},  # impossible date
+        {"_parse_error": "3 of 13 fields", "_raw_line": "C3,a,b"},  # malformed line
+        {"customer_id": "C4", "email": "not-an-email", "marketing_opt_in": "maybe",
+         "created_at": "2025-01-01T00:00:00Z"},  # bad email and unknown boolean
+    ], day=D1)
+    write_bronze(spark, settings, "pos", "members", [
+        {"member_id": "M1", "loyalty_card": "lc 001", "full_name": "Doe, Jane", "email": "JANE@X.COM",
+         "phone": "+44 (0)7700 900123", "birth_date": "03/02/1990", "opt_in": "Y", "joined_at": "2024-05-01 10:00:00",
+         "post_code": "SW1A 1AA", "country": "United Kingdom", "street": " 1  High  St ", "town": "london"},
+    ], day=D1)
+
+
+def test_customers_refine_types_standardizes_quarantines_and_balances(spark, settings):
+    from flows.refine import refine_day
+
+    _write_customers(spark, settings)
+    [run] = refine_day(settings, D1, tables=["customers"])
+    assert (run.rows_in, run.rows_out, run.rows_quarantined, run.rows_deduplicated) == (6, 2, 3, 1)
+    assert run.balanced and run.status == "ok"
+
+    silver = _by_key(rows_of(spark, SILVER_CUSTOMERS, settings), "source_system", "source_customer_id")
+    assert set(silver) == {("online", "C1"), ("pos", "M1")}
+    c1 = silver[("online", "C1")]
+    assert (c1["email"], c1["updated_at"], c1["_line_number"]) == ("jane.new@x.com", dt.datetime(2026, 1, 2, 11), 2)
+    m1 = silver[("pos", "M1")]
+    assert (m1["first_name"], m1["last_name"], m1["full_name"]) == ("Jane", "Doe", "Jane Doe")
+    assert (m1["email"], m1["phone_e164"], m1["postcode"], m1["country"]) == ("jane@x.com", "+447700900123", "SW1A 1AA", "GB")
+    assert (m1["date_of_birth"], m1["marketing_opt_in"], m1["loyalty_card"]) == (dt.date(1990, 2, 3), True, "LC001")
+    assert (m1["address_line1"], m1["city"], m1["created_at"]) == ("1 High St", "London", dt.datetime(2024, 5, 1, 10))
+    assert len(m1["row_hash"]) == 64 and m1["_run_id"] == run.run_id
+
+    assert _quarantine(spark, settings, "silver.customers") == {
+        ("customers", 3): ["values_parse"],
+        ("customers", 4): ["customer_id_present", "no_parse_error"],
+        ("customers", 5): ["email_well_formed", "values_parse"],
+    }
+    [q] = rows_of(spark, QUARANTINE, settings, where="index_key LIKE '%\"_line_number\":\"3\"%'")
+    assert "date_of_birth" in q["reasons"] and json.loads(q["row_json"])["date_of_birth"] == "31/02/1990"
+    assert json.loads(q["business_key"]) == {"source_system": "online", "source_customer_id": "C2"}
+    assert q["ingest_date"] == D1
+
+    [recorded] = rows_of(spark, PIPELINE_RUNS, settings, where="layer = 'silver'")
+    assert (recorded["rows_in"], recorded["rows_out"], recorded["rows_quarantined"], recorded["rows_deduplicated"]) == (6, 2, 3, 1)
+    assert recorded["balanced"] is True
+
+
+def test_late_correction_updates_and_older_record_changes_nothing(spark, settings):
+    from flows.refine import refine_day
+
+    _write_customers(spark, settings)
+    refine_day(settings, D1, tables=["customers"])
+    write_bronze(spark, settings, "online", "customers", [
+        # corrected later: a newer version replaces the stored row
+        {"customer_id": "C1", "email": "jane.corrected@x.com", "first_name": "Jane", "last_name": "Doe",
+         "created_at": "2025-01-01T00:00:00Z", "updated_at": "2026-01-03T09:00:00Z"},
+        # an older version arriving late: silver keeps the newer one
+        {"customer_id": "C1", "email": "jane.old@x.com", "created_at": "2025-01-01T00:00:00Z",
+         "updated_at": "2025-06-01T00:00:00Z"},
+    ], day=D2, file="f-0002.csv", ingested_at=LATER)
+    write_bronze(spark, settings, "pos", "members", [
+        # same version (no updated_at, same joined_at) with different content from a later file: replaces
+        {"member_id": "M1", "full_name": "Doe, Janet", "joined_at": "2024-05-01 10:00:00"},
+    ], day=D2, file="f-0002.csv", ingested_at=LATER)
+    [run] = refine_day(settings, D2, tables=["customers"])
+    assert (run.rows_in, run.rows_out, run.rows_quarantined, run.rows_deduplicated) == (3, 2, 0, 1)
+    silver = _by_key(rows_of(spark, SILVER_CUSTOMERS, settings), "source_system", "source_customer_id")
+    assert silver[("online", "C1")]["email"] == "jane.corrected@x.com"
+    assert silver[("online", "C1")]["ingest_date"] == D2
+    assert silver[("pos", "M1")]["first_name"] == "Janet"
+
+    # rerunning the older day now changes nothing: its records are older than what silver holds
+    before = rows_of(spark, SILVER_CUSTOMERS, settings)
+    [rerun] = refine_day(settings, D1, tables=["customers"])
+    assert (rerun.rows_out, rerun.rows_deduplicated, rerun.rows_quarantined) == (0, 3, 3)
+    assert rows_of(spark, SILVER_CUSTOMERS, settings) == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sales: orders + payments + both systems' lines in one silver.order_lines
+# ---------------------------------------------------------------------------------------------------------------
+SALES_TABLES = ["payments", "orders", "order_lines"]
+
+
+def _order(oid, status="placed", channel="web", customer="C1", ts="2026-01-03T09:00:00Z", device="desktop", **kw):
+    return {"order_id": oid, "customer_id": customer, "order_ts": ts, "status": status, "channel": channel,
+            "device_type": device, "currency": "gbp", "updated_at": ts, **kw}
+
+
+def _line(oid, n, qty, price, total, discount="0.00", updated="2026-01-03T09:00:00Z", sku="SKU-1"):
+    return {"order_id": oid, "line_number": str(n), "sku": sku, "quantity": qty, "unit_price": price,
+            "discount_amount": discount, "line_total": total, "updated_at": updated}
+
+
+def _write_sales_day1(spark, settings):
+    write_bronze(spark, settings, "online", "orders", [
+        _order("O1"), _order("O2", status="Canceled", channel="APP", device="Mobile"), _order("O3", status="returned"),
+        _order("O4", status="lost"),
+    ], day=D1)
+    write_bronze(spark, settings, "online", "order_lines", [
+        _line("O1", 1, "2", "10.00", "19.00", discount="1.00"),        # 1
+        _line("O1", 2, "1", "5.00", "5.00"),                            # 2
+        _line("O2", 1, "1", "3.00", "3.00"),                            # 3 cancelled order
+        _line("O3", 1, "-1", "10.00", "-10.00"),                        # 4 return
+        _line("O4", 1, "1", "1.00", "1.00"),                            # 5 header quarantined -> orphan
+        _line("O9", 1, "1", "2.00", "2.00"),                            # 6 header not arrived yet -> orphan
+        _line("O1", 3, "abc", "2.00", "2.00"),                          # 7 quantity does not parse
+        _line("O1", 4, "2", "10.00", "25.00"),                          # 8 total inconsistent
+        {**_line("O1", 1, "2", "10.00", "19.00", discount="1.00")},     # 9 exact duplicate of line 1
+    ], day=D1)
+    write_bronze(spark, settings, "online", "payments", [
+        {"payment_id": "P1", "order_id": "O1", "payment_ts": "2026-01-03T09:01:00Z", "payment_method": "Credit Card",
+         "amount": "24.00", "status": "captured"},
+        {"payment_id": "P2", "order_id": "O2", "payment_ts": "2026-01-03T09:02:00Z", "payment_method": "paypal",
+         "amount": "3.00", "status": "captured"},
+    ], day=D1)
+    write_bronze(spark, settings, "pos", "transactions", [
+        {"transaction_id": "T1", "store_id": "S1", "member_id": "M1", "transaction_ts": "2026-01-03 10:00:00",
+         "transaction_type": "sale", "payment_method": "card", "total_amount": "7.50"},
+        {"transaction_id": "T2", "store_id": "S1", "member_id": None, "transaction_ts": "2026-01-03 11:00:00",
+         "transaction_type": "Return", "payment_method": "cash", "total_amount": "-4.00"},
+    ], day=D1)
+    write_bronze(spark, settings, "pos", "transaction_lines", [
+        {"transaction_id": "T1", "line_number": "1", "item_code": "SKU-1", "quantity": "3", "unit_price": "2.50",
+         "discount": "0", "line_total": "7.50"},
+        {"transaction_id": "T2", "line_number": "1", "item_code": "SKU-2", "quantity": "-1", "unit_price": "4.00",
+         "discount": "0", "line_total": "-4.00"},
+    ], day=D1)
+
+
+def test_sales_unify_both_systems_in_order_lines(spark, settings):
+    from flows.refine import refine_day
+
+    _write_sales_day1(spark, settings)
+    runs = {r.table_name: r for r in refine_day(settings, D1, tables=SALES_TABLES)}
+    assert all(r.balanced and r.status == "ok" for r in runs.values())
+    lines_run = runs["silver.order_lines"]
+    assert (lines_run.rows_in, lines_run.rows_out, lines_run.rows_quarantined, lines_run.rows_deduplicated) == (11, 6, 4, 1)
+
+    orders = _by_key(rows_of(spark, SILVER_ORDERS, settings), "source_system", "order_id")
+    assert set(orders) == {("online", "O1"), ("online", "O2"), ("online", "O3"), ("pos", "T1"), ("pos", "T2")}
+    o1, o2, t2 = orders[("online", "O1")], orders[("online", "O2")], orders[("pos", "T2")]
+    assert (o1["order_total"], o1["payment_method"], o1["currency"], o1["order_date"]) == (Decimal("24.00"), "card", "GBP", D1)
+    assert (o2["status"], o2["channel"], o2["device_type"], o2["payment_method"]) == ("cancelled", "app", "mobile", "paypal")
+    assert (t2["channel"], t2["status"], t2["order_total"], t2["store_id"]) == ("store", "returned", Decimal("-4.00"), "S1")
+
+    lines = _by_key(rows_of(spark, SILVER_ORDER_LINES, settings), "source_system", "order_id", "line_number")
+    got = {k: (r["channel"], r["source_customer_id"], r["store_id"], r["line_type"], r["payment_method"], r["currency"],
+               r["quantity"], r["line_total"]) for k, r in lines.items()}
+    assert got == {
+        ("online", "O1", 1): ("web", "C1", None, "sale", "card", "GBP", 2, Decimal("19.00")),
+        ("online", "O1", 2): ("web", "C1", None, "sale", "card", "GBP", 1, Decimal("5.00")),
+        ("online", "O2", 1): ("app", "C1", None, "cancelled", "paypal", "GBP", 1, Decimal("3.00")),
+        ("online", "O3", 1): ("web", "C1", None, "return", None, "GBP", -1, Decimal("-10.00")),
+        ("pos", "T1", 1): ("store", "M1", "S1", "sale", "card", "GBP", 3, Decimal("7.50")),
+        ("pos", "T2", 1): ("store", None, "S1", "return", "cash", "GBP", -1, Decimal("-4.00")),
+    }
+    assert all(r["order_ts"] is not None and r["order_date"] == D1 for r in lines.values())
+    assert {r["source_kind"] for r in lines.values()} == {"online", "pos"}
+
+    assert _quarantine(spark, settings, "silver.orders") == {("orders", 4): ["status_known"]}
+    assert _quarantine(spark, settings, "silver.order_lines") == {
+        ("order_lines", 5): ["order_header_found"],
+        ("order_lines", 6): ["order_header_found"],
+        ("order_lines", 7): ["quantity_present", "values_parse"],
+        ("order_lines", 8): ["line_total_consistent"],
+    }
+
+
+def _snapshot(spark, settings, specs):
+    return {s.qualified: rows_of(spark, s, settings) for s in specs}
+
+
+def test_rerunning_a_day_three_times_leaves_silver_and_quarantine_identical(spark, settings):
+    from flows.refine import refine_day
+
+    _write_sales_day1(spark, settings)
+    specs = [SILVER_PAYMENTS, SILVER_ORDERS, SILVER_ORDER_LINES, QUARANTINE]
+    refine_day(settings, D1, tables=SALES_TABLES)
+    first = _snapshot(spark, settings, specs)
+    assert sum(len(v) for v in first.values()) > 10
+    for _ in range(2):
+        runs = refine_day(settings, D1, tables=SALES_TABLES)
+        assert all(r.rows_out == 0 and r.balanced for r in runs)
+        assert _snapshot(spark, settings, specs) == first
+
+
+def test_replay_releases_lines_whose_header_arrived(spark, settings):
+    from flows.refine import refine_day, replay_quarantine
+
+    _write_sales_day1(spark, settings)
+    refine_day(settings, D1, tables=SALES_TABLES)
+    write_bronze(spark, settings, "online", "orders", [_order("O9", customer="C9")], day=D2, file="f-0002.csv",
+                 ingested_at=LATER)
+    refine_day(settings, D2, tables=SALES_TABLES)
+    runs = replay_quarantine(settings, tables=["order_lines"])
+    [run] = runs
+    assert (run.rows_in, run.rows_out, run.rows_quarantined, run.rows_deduplicated) == (4, 1, 3, 0) and run.balanced
+
+    line = _by_key(rows_of(spark, SILVER_ORDER_LINES, settings), "order_id", "line_number")[("O9", 1)]
+    assert (line["source_customer_id"], line["line_type"], line["_line_number"]) == ("C9", "sale", 6)
+    assert _quarantine(spark, settings, "silver.order_lines") == {
+        ("order_lines", 5): ["order_header_found"],
+        ("order_lines", 7): ["quantity_present", "values_parse"],
+        ("order_lines", 8): ["line_total_consistent"],
+    }
+    [released] = rows_of(spark, QUARANTINE, settings, where="released_run_id IS NOT NULL")
+    assert released["released_run_id"] == run.run_id and json.loads(released["index_key"])["_line_number"] == "6"
+    # a second replay finds nothing new to release and writes nothing
+    [again] = replay_quarantine(settings, tables=["order_lines"])
+    assert (again.rows_in, again.rows_out, again.rows_quarantined) == (3, 0, 3)
+
+
+def test_accounting_that_does_not_balance_fails_the_run(spark, settings, monkeypatch):
+    from flows import refine
+    from transforms.silver import entities as E
+
+    _write_sales_day1(spark, settings)
+    refine.refine_day(settings, D1, tables=["payments", "orders"])
+    original = E.attach_order_headers
+    monkeypatch.setattr(E, "attach_order_headers", lambda lines, *, headers: original(lines, headers=headers).unionByName(
+        original(lines, headers=headers).limit(1)))  # a join that silently adds a row
+    with pytest.raises(AccountingError, match="accounting does not balance for silver.order_lines"):
+        refine.refine_day(settings, D1, tables=["order_lines"])
+    [failed] = rows_of(spark, PIPELINE_RUNS, settings, where="table_name = 'silver.order_lines'")
+    assert failed["status"] == "failed" and "read 11 rows" in failed["message"]
+
+
+def test_fail_rule_on_the_merged_table_stops_the_flow(spark, settings):
+    from flows.refine import refine_day
+
+    _write_customers(spark, settings)
+    refine_day(settings, D1, tables=["customers"])
+    dup = delta.read_table(spark, SILVER_CUSTOMERS, settings).where("source_customer_id = 'M1'")
+    delta.append(dup, SILVER_CUSTOMERS, settings)  # someone wrote a duplicate key behind the pipeline's back
+    with pytest.raises(QualityGateFailed, match="key_unique"):
+        refine_day(settings, D1, tables=["customers"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Products, stores, events, inventory
+# ---------------------------------------------------------------------------------------------------------------
+def test_other_tables_refine(spark, settings):
+    from flows.refine import refine_day
+
+    write_bronze(spark, settings, "online", "products", [
+        {"sku": "SKU-1", "product_name": " Quiet  Headphones ", "brand": " SONY ", "category_code": "electronics.audio.headphones",
+         "unit_price": "59.99", "unit_cost": "30.00", "currency": "gbp", "updated_at": "2026-01-01T00:00:00Z"},
+        {"sku": "SKU-2", "product_name": "Mystery", "unit_price": "-1.00", "updated_at": "2026-01-01T00:00:00Z"},
+    ], day=D1)
+    write_bronze(spark, settings, "pos", "products", [
+        {"item_code": "SKU-1", "description": "SONY HEADPHONES", "brand": "Sony", "department": "Electronics > Audio",
+         "price": "59.99", "cost": "30", "updated_at": "2026-01-01 00:00:00"},
+    ], day=D1)
+    write_bronze(spark, settings, "pos", "stores", [
+        {"store_id": "S1", "store_name": "Leeds", "location_type": "Store", "city": "Leeds", "postcode": "ls11ub",
+         "country": "uk", "opened_at": "2015-03-01"},
+        {"store_id": "W1", "store_name": "DC", "location_type": "spaceport", "country": "GB"},
+    ], day=D1)
+    write_bronze(spark, settings, "clickstream", "events", [
+        {"event_time": "2026-01-03 10:15:00 UTC", "event_type": "VIEW", "product_id": "SKU-1", "category_id": "2053013552326770905",
+         "category_code": None, "brand": None, "price": "59.99", "user_id": "C1", "user_session": "s1", "device_type": "mobile"},
+        {"event_time": "2026-01-03 10:15:00 UTC", "event_type": "VIEW", "product_id": "SKU-1", "category_id": "2053013552326770905",
+         "category_code": None, "brand": None, "price": "59.99", "user_id": "C1", "user_session": "s1", "device_type": "mobile"},
+        {"event_time": "2026-01-03 10:16:00 UTC", "event_type": "zoom", "product_id": "SKU-1", "user_session": "s1"},
+    ], day=D1, file="e-0001.jsonl")
+    write_bronze(spark, settings, "inventory", "movements", [
+        {"movement_id": "MV1", "movement_ts": "2026-01-03T08:00:00Z", "location_id": "W1", "sku": "SKU-1",
+         "movement_type": "Inbound", "quantity": "100", "unit_cost": "30.00", "reference": "PO-1"},
+        {"movement_id": "MV2", "movement_ts": "2026-01-03T08:00:00Z", "location_id": "W1", "sku": "SKU-1",
+         "movement_type": "inbound", "quantity": "abc", "unit_cost": "30.00"},
+    ], day=D1, file="m-0001.parquet")
+    runs = {r.table_name: r for r in refine_day(settings, D1, tables=["products", "stores", "events", "inventory_movements"])}
+    assert all(r.balanced for r in runs.values())
+    assert [(runs[t].rows_in, runs[t].rows_out, runs[t].rows_quarantined, runs[t].rows_deduplicated) for t in
+            ("silver.products", "silver.stores", "silver.events", "silver.inventory_movements")] == [
+        (3, 2, 1, 0), (2, 1, 1, 0), (3, 1, 1, 1), (2, 1, 1, 0)]
+
+    products = _by_key(rows_of(spark, SILVER_PRODUCTS, settings), "source_system", "sku")
+    on, pos = products[("online", "SKU-1")], products[("pos", "SKU-1")]
+    assert (on["product_name"], on["brand"], on["currency"], on["unit_price"]) == ("Quiet Headphones", "sony", "GBP", Decimal("59.99"))
+    assert (on["category_l1"], on["category_l2"], on["category_l3"]) == ("electronics", "audio", "headphones")
+    assert (pos["category_code"], pos["category_l3"], pos["unit_cost"], pos["currency"]) == ("electronics.audio", "unknown", Decimal("30.00"), "GBP")
+
+    [store] = rows_of(spark, SILVER_STORES, settings)
+    assert (store["location_type"], store["postcode"], store["country"], store["opened_at"]) == ("store", "LS1 1UB", "GB", dt.date(2015, 3, 1))
+
+    [event] = rows_of(spark, SILVER_EVENTS, settings)
+    assert (event["event_type"], event["brand"], event["category_code"], event["category_l1"]) == ("view", "unknown", "unknown", "unknown")
+    assert (event["event_date"], event["event_hour"], event["event_day_of_week"]) == (D1, 10, 6)
+    assert (event["category_id"], event["price"], event["device_type"]) == (2053013552326770905, Decimal("59.99"), "mobile")
+    import hashlib
+
+    assert event["event_id"] == hashlib.sha256(b"2026-01-03 10:15:00|C1|SKU-1|s1|view").hexdigest()
+
+    [move] = rows_of(spark, SILVER_INVENTORY_MOVEMENTS, settings)
+    assert (move["movement_type"], move["quantity"], move["movement_date"]) == ("inbound", 100, D1)
+    assert _quarantine(spark, settings, "silver.events") == {("events", 3): ["event_type_known"]}
+    assert _quarantine(spark, settings, "silver.stores") == {("stores", 2): ["location_type_known"]}
