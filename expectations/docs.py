@@ -70,6 +70,7 @@ _SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=[^>]*>\s*</script>", re.IGNORECASE
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r"""\b(href|src)\s*=\s*(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+_LOCAL_STATIC = re.compile(r"""\b(href|src)=(["'])(?:\./|(?:\.\./)+)static/([^"']*)""", re.IGNORECASE)
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)((?:https?:)?//[^'")\s]+)\1\s*\)""", re.IGNORECASE)
 
 
@@ -169,6 +170,9 @@ def make_offline(html: str, *, static_prefix: str) -> str:
     html = _LINK.sub(lambda m: rewrite(m.group(0), "link"), html)
     html = _SCRIPT.sub(lambda m: rewrite(m.group(0), "script"), html)
     html = _IMG.sub(lambda m: rewrite(m.group(0), "img"), html)
+    # GX counts the dots of a suite name to build "../" chains and gets the favicon one level short for
+    # validation pages: re-anchor every reference to the site's static/ folder.
+    html = _LOCAL_STATIC.sub(lambda m: f"{m.group(1)}={m.group(2)}{static_prefix}{m.group(3)}", html)
     return rewrite_css_urls(html, static_prefix=static_prefix)
 
 

@@ -191,6 +191,29 @@ def _rule_result(rule: Rule, gx_result, index_columns: Sequence[str]) -> dict:
     return out
 
 
+def _sql_examples(spark, batch, rules: list[Rule], rule_results: list[dict], *, index_columns, resolve_table) -> None:
+    """Fill example keys of failing SQL rules (GX keeps their rows only in COMPLETE results) with a LIMIT query."""
+    from lakehouse.delta import temp_view
+
+    wanted = [(rule, res) for rule, res in zip(rules, rule_results)
+              if rule.row_source == ROW_SOURCE_SQL and not res["success"] and not res["examples"] and not res.get("error")]
+    if not wanted or not index_columns:
+        return
+    view = temp_view(batch, "gate_examples")
+    try:
+        for rule, res in wanted:
+            query = rule.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view)
+            try:
+                rows = spark.sql(query)
+                cols = [c for c in index_columns if c in rows.columns]
+                if cols:
+                    res["examples"] = [{c: _json_value(r[c]) for c in cols} for r in rows.select(*cols).limit(EXAMPLE_KEYS).collect()]
+            except Exception:  # noqa: BLE001 - examples are a courtesy; GX already recorded the failure
+                pass
+    finally:
+        spark.catalog.dropTempView(view)
+
+
 def _fail_message(table: str, failed: list[dict], rules_path: str) -> str:
     parts = []
     for r in failed:
@@ -400,6 +423,7 @@ def run_gate(
     for res in validation.results:
         by_rule[(res.expectation_config.meta or {}).get("rule")] = res
     rule_results = [_rule_result(r, by_rule[r.name], index_columns) for r in rules]
+    _sql_examples(spark, batch, rules, rule_results, index_columns=index_columns, resolve_table=resolve_table)
 
     if store_results:
         from expectations.docs import store_validation
