@@ -231,6 +231,7 @@ def run_day(
     lock_ttl_s: float = DEFAULT_TTL_S,
     flow_run_id: str | None = None,
     on_layer: Callable[[str, dt.date, list[TableRun]], None] | None = None,
+    on_failure: Callable[[str, dt.date, BaseException], None] | None = None,
     sources: list[str] | None = None,
     entities: list[str] | None = None,
     tables: list[str] | None = None,
@@ -243,7 +244,12 @@ def run_day(
             if i:
                 lock.renew()
             kwargs = {"sources": sources, "entities": entities} if layer == "ingest" else {"tables": tables}
-            runs = run_layer(settings, layer, day, runner=runner, **kwargs)
+            try:
+                runs = run_layer(settings, layer, day, runner=runner, **kwargs)
+            except Exception as exc:
+                if on_failure is not None:
+                    on_failure(layer, day, exc)
+                raise
             result.runs[layer] = runs
             if on_layer is not None:
                 on_layer(layer, day, runs)
@@ -316,6 +322,7 @@ def run_backfill(
     lock_wait_s: float = 0.0,
     flow_run_id: str | None = None,
     on_layer: Callable[[str, dt.date, list[TableRun]], None] | None = None,
+    on_failure: Callable[[str, dt.date, BaseException], None] | None = None,
     on_day: Callable[[DayResult, int, int], None] | None = None,
 ) -> BackfillResult:
     """Run the pipeline for every day from ``start`` to ``end`` in order, skipping days this backfill finished."""
@@ -330,7 +337,7 @@ def run_backfill(
         t0 = time.perf_counter()
         try:
             result = run_day(settings, day, runner=runner, lock_wait_s=lock_wait_s, flow_run_id=flow_run_id,
-                             on_layer=on_layer)
+                             on_layer=on_layer, on_failure=on_failure)
         except Exception as exc:
             mark_day(settings, backfill_id, day, "failed", duration_s=time.perf_counter() - t0,
                      flow_run_id=flow_run_id, message=f"{type(exc).__name__}: {exc}")

@@ -205,6 +205,20 @@ def post_layer_artifacts(settings: Settings, layer: str, day: dt.date, runs: lis
     create_table_artifact(counts_table(runs), key=f"{layer}-counts", description=f"{layer} {day.isoformat()}: rows per table")
 
 
+def post_failure_artifact(layer: str, day: dt.date, exc: BaseException) -> None:
+    """A markdown artifact saying which layer-day failed and why (gate rules included when the error carries them)."""
+    if not _in_flow_run():
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    lines = [f"# {layer} {day.isoformat()} FAILED", "", f"**{type(exc).__name__}**: {exc}"]
+    for rule in getattr(exc, "rules", None) or []:
+        if isinstance(rule, dict) and rule.get("success") is False:
+            lines.append(f"- rule `{rule.get('name')}` ({rule.get('severity')}): {rule.get('unexpected_count')} unexpected")
+    lines += ["", "The previous publication manifest stays in force; rerun the day once the cause is fixed."]
+    create_markdown_artifact("\n".join(lines), key=f"{layer}-summary", description=f"{layer} {day.isoformat()}: failed")
+
+
 def _on_layer(settings: Settings):
     def hook(layer: str, day: dt.date, runs: list[TableRun]) -> None:
         post_layer_artifacts(settings, layer, day, runs)
@@ -244,7 +258,7 @@ def _day_flow(layers: tuple[str, ...], day, timezone, **kwargs) -> dict:
     with flow_run_scope(flow_run_id):
         result = orch.run_day(
             settings, the_day, layers=layers, runner=prefect_runner, lock_wait_s=LOCK_WAIT_S if flow_run_id else 0.0,
-            flow_run_id=flow_run_id, on_layer=_on_layer(settings), **kwargs,
+            flow_run_id=flow_run_id, on_layer=_on_layer(settings), on_failure=post_failure_artifact, **kwargs,
         )
     summary = _summary(result)
     summary["data_docs"] = publish_docs_link(settings, layers)
@@ -256,10 +270,15 @@ def _run_name(prefix: str):
         from prefect.runtime import flow_run
 
         params = flow_run.parameters or {}
-        day = params.get("day") or params.get("start")
-        if day and params.get("end"):
-            return f"{prefix}-{day}-to-{params['end']}"
-        return f"{prefix}-{day}" if day else f"{prefix}-yesterday"
+        if params.get("start") and params.get("end"):
+            return f"{prefix}-{params['start']}-to-{params['end']}"
+        day = params.get("day")
+        if not day:
+            try:
+                day = orch.yesterday(params.get("timezone") or load_settings().timezone, flow_run.scheduled_start_time)
+            except LakehouseError:
+                return f"{prefix}-yesterday"
+        return f"{prefix}-{day}"
     return name
 
 
@@ -312,7 +331,7 @@ def backfill(start: dt.date, end: dt.date, backfill_id: str | None = None, resum
         out = orch.run_backfill(
             settings, start, end, backfill_id=backfill_id, resume=resume, runner=prefect_runner,
             lock_wait_s=LOCK_WAIT_S if flow_run_id else 0.0, flow_run_id=flow_run_id,
-            on_layer=_on_layer(settings), on_day=on_day,
+            on_layer=_on_layer(settings), on_failure=post_failure_artifact, on_day=on_day,
         )
     docs = publish_docs_link(settings, orch.LAYERS) if out.results else None
     if progress_id is not None:

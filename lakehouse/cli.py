@@ -174,7 +174,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
-    return run_demo(load_settings(), build_parser().parse_args(["generate"]))
+    gen = build_parser().parse_args(["generate"])
+    for name in ("days", "customers", "orders_per_day"):
+        if getattr(args, name) is not None:
+            setattr(gen, name, getattr(args, name))
+    return run_demo(load_settings(), gen)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -271,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="generate three small days and run the pipeline for each (the main job)")
+    p.add_argument("--days", type=int, help="days to generate and run (default: generate's default)")
+    p.add_argument("--customers", type=int, help="people behind the records (default: generate's default)")
+    p.add_argument("--orders-per-day", type=int, help="orders per day (default: generate's default)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("server", help="start the local Prefect server and UI (telemetry off)")

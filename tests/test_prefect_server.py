@@ -61,6 +61,7 @@ def prefect_server(tmp_path_factory):
         "PREFECT_HOME": str(base / "home"),
         "PREFECT_API_URL": url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",  # the tests use the API only; skips building the UI bundle
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
         "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -152,6 +153,23 @@ def test_pipeline_flow_posts_artifacts_and_tags_runs_with_its_flow_run_id(prefec
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     names = {t.name for t in tasks}
     assert "publish-gold-2026-01-05" in names and "ingest-bronze-2026-01-05" in names
+
+
+def test_a_failed_layer_fails_the_flow_run_with_a_failure_artifact(prefect_api, settings, fake_layers, monkeypatch):
+    from flows import prefect_flows
+    from flows.locks import held_locks
+    from lakehouse.errors import QualityGateFailed
+
+    monkeypatch.setattr(prefect_flows, "load_settings", lambda: settings)
+    error = QualityGateFailed("silver.orders: rule order_total_not_negative failed on 3 rows")
+    error.rules = [{"name": "order_total_not_negative", "severity": "fail", "success": False, "unexpected_count": 3}]
+    fake_layers.fail_on[("refine", DAY2)] = error
+    state = prefect_flows.pipeline(day=DAY2, return_state=True)
+    assert state.is_failed()
+    arts = {a.key: a for a in _artifacts(state.state_details.flow_run_id)}
+    assert "FAILED" in arts["refine-summary"].data and "order_total_not_negative" in arts["refine-summary"].data
+    assert "publish-summary" not in arts  # publish never ran
+    assert held_locks(settings) == []
 
 
 def test_units_retry_on_io_errors_only(prefect_api):
