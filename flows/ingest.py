@@ -36,6 +36,7 @@ from lakehouse import delta
 from lakehouse.catalog import TableSpec, bronze_table
 from lakehouse.entities import ENTITIES, KINDS, EntitySchema
 from lakehouse.errors import LakehouseError, LandingNotFound, SchemaError
+from lakehouse.faults import crash_point
 from lakehouse.ledger import LOADED, REJECTED, LedgerEntry, loaded_fingerprints, record_files
 from lakehouse.mappings import EntityMapping, SourceMapping, load_mappings
 from lakehouse.runs import TableRun, new_run_id, record_runs
@@ -275,6 +276,7 @@ def ingest_table(
             run.rows_out += decoded.records
             malformed += decoded.malformed
 
+        crash_point("ingest.staged")
         loaded_uris = [e.file_path for e in entries if e.status == LOADED]
         if loaded_uris:
             # Rows of these files already in bronze come from a run that crashed before writing the ledger (or from
@@ -287,7 +289,9 @@ def ingest_table(
             schema = _batch_schema(target.entity, extras)
             df = spark.read.schema(_spark_ddl(schema)).parquet(staging)
             delta.append(df, spec, settings, merge_schema=True)
+            crash_point("ingest.bronze_appended")
         record_files(spark, settings, entries)
+        crash_point("ingest.ledger_written")
     finally:
         storage.delete_dir(staging)
 
@@ -330,6 +334,7 @@ def _run_plan(spark, settings: Settings, plan: DayPlan, run_id: str, storage: St
         _remove_empty_run_folder(storage.staging_dir(run_id, "").rstrip("/"))
     if plan.absent:
         _say(f"  {plan.day}: no landing folder for {', '.join(plan.absent)} (skipped)")
+    crash_point("ingest.tables_done")
     record_runs(spark, settings, runs)
     return runs
 
