@@ -11,6 +11,7 @@ import itertools
 from typing import Iterable
 
 from lakehouse.catalog import TableSpec, sql_ref
+from lakehouse.faults import crash_point
 from lakehouse.settings import Settings
 
 _view_ids = itertools.count()
@@ -55,6 +56,7 @@ def append(df, spec: TableSpec, settings: Settings, *, merge_schema: bool = True
     if spec.partition_by and not table_exists(spec, settings):
         writer = writer.partitionBy(*spec.partition_by)
     writer.save(spec.location(settings))
+    crash_point("delta.committed")
 
 
 def overwrite(df, spec: TableSpec, settings: Settings, *, replace_where: str | None = None) -> None:
@@ -65,6 +67,7 @@ def overwrite(df, spec: TableSpec, settings: Settings, *, replace_where: str | N
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)
     writer.save(spec.location(settings))
+    crash_point("delta.committed")
 
 
 def temp_view(df, prefix: str = "v") -> str:
@@ -104,9 +107,11 @@ def merge_upsert(
         f"MERGE INTO {sql_ref(spec, settings)} t USING {view} s ON {on} {when_matched} WHEN NOT MATCHED THEN INSERT *"
     )
     spark.catalog.dropTempView(view)
+    crash_point("delta.committed")
 
 
 def delete_where(spark, spec: TableSpec, settings: Settings, predicate: str) -> None:
     """DELETE rows matching a SQL predicate (no-op when the table does not exist)."""
     if table_exists(spec, settings):
         spark.sql(f"DELETE FROM {sql_ref(spec, settings)} WHERE {predicate}")
+        crash_point("delta.committed")
