@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from lakehouse.errors import LakehouseError
+from lakehouse.faults import crash_point
 from lakehouse.settings import Settings
 from lakehouse.storage import Storage
 
@@ -142,8 +143,10 @@ def _write_once(settings: Settings, uri: str, data: bytes) -> bool:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    crash_point("manifest.temp_written")
     try:
         os.link(tmp, uri)  # atomic, and refuses to replace an existing publication
+        crash_point("manifest.linked")
         return True
     except FileExistsError:
         return False
