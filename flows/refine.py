@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from lakehouse import delta
 from lakehouse.catalog import SILVER_TABLES, TableSpec, bronze_table, sql_ref
 from lakehouse.errors import AccountingError, LakehouseError, QualityGateFailed
+from lakehouse.faults import crash_point
 from lakehouse.runs import TableRun, new_run_id, record_runs
 from lakehouse.settings import Settings
 from lakehouse.spark import get_spark
@@ -185,6 +186,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
         n_quarantined = _scan_count(quarantined, ("index_key",))
         Q.write_quarantine(spark, quarantined, settings,
                            replace_days=(table.qualified, [replace_day]) if replace_day is not None else None)
+        crash_point("refine.quarantined")
         passed = gate.passed
         if held is not None:  # a replay: the held rows that now pass are released
             held_keys = held.select(
@@ -213,6 +215,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
         changes = to_silver(staged.where((F.col("_rank") == 1) & F.col("_applies")), table=table, run_id=run.run_id)
         if n_changed or not delta.table_exists(spec, settings):
             delta.merge_upsert(spark, changes, spec, settings, keys=table.keys, update_condition=supersedes_sql("s.", "t."))
+            crash_point("refine.silver_merged")
 
         # Every changed row must now be in silver exactly as written.
         written = 0
@@ -319,6 +322,7 @@ def _propagate_headers(spark, settings: Settings, run_id: str) -> list[str]:
         _merge_columns(spark, settings, lines_spec, changed, lines_t.keys,
                        [*E.HEADER_COLUMNS, "line_type", "row_hash", "_run_id"])
         notes.append(f"{n} earlier lines took their order's new header")
+    crash_point("refine.lines_refreshed")
 
     lines = delta.read_table(spark, lines_spec, settings)
     touched = lines.where(F.col("_run_id") == run_id).select(*okeys).union(rewritten).distinct()
@@ -367,6 +371,7 @@ def refine_day(settings: Settings, day: dt.date | str, *, tables: Iterable[str] 
                 runs.append(failed)
                 raise
     finally:
+        crash_point("refine.tables_done")
         record_runs(spark, settings, runs)
     return runs
 
