@@ -44,14 +44,17 @@ class Frame:
         return len(getattr(self, first))
 
     def take(self, idx: np.ndarray):
+        """The rows at ``idx`` (an index array or a boolean mask)."""
         return type(self)(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     @classmethod
     def concat(cls, frames: list):
+        """All rows of several frames, in order."""
         return cls(**{f.name: np.concatenate([getattr(fr, f.name) for fr in frames]) for f in fields(cls)})
 
     @classmethod
     def empty(cls):
+        """A frame without rows."""
         return cls(**{f.name: np.zeros(0, dtype=np.int64) for f in fields(cls)})
 
 

@@ -216,6 +216,7 @@ class Catalogue:
 
     @property
     def size(self) -> int:
+        """Number of products."""
         return len(self.sku)
 
 

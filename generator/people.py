@@ -229,9 +229,11 @@ class People:
 
     @property
     def size(self) -> int:
+        """Number of persons."""
         return len(self.person_id)
 
     def e164(self, p: int) -> str:
+        """The person's mobile number in E.164."""
         return f"+{CALLING_CODES[self.country[p]]}{self.mobile[p]}"
 
 
@@ -261,6 +263,7 @@ class Accounts:
 
     @property
     def size(self) -> int:
+        """Number of records (accounts or memberships)."""
         return len(self.ids)
 
     def active_until(self, day_index: int) -> int:

@@ -19,7 +19,7 @@ from generator.master import (
     LOCATIONS, MOVEMENT_TYPES, N_STORES, ONLINE_SHARE, STORE_HOURS, ONLINE_HOURS, WAREHOUSE_P, _round_price,
     build_catalogue, day_volume,
 )
-from generator.people import UPDATE_RATE, Accounts, PeopleFactory
+from generator.people import UPDATE_RATE, PeopleFactory
 from generator.tables import TableBuilder
 from generator.writer import LandingWriter, csv_bytes
 from lakehouse.entities import KINDS
@@ -84,6 +84,7 @@ class GenerationSummary:
 
     @property
     def total_rows(self) -> int:
+        """Records written over all entities."""
         return sum(self.rows.values())
 
     @property
@@ -167,6 +168,7 @@ class _Simulation:
 
     # -- per day -----------------------------------------------------------------------------------------------------
     def run(self) -> None:
+        """Generate every day, with a progress bar over the orders."""
         volumes = []
         for d in range(self.days):
             day = self.start + dt.timedelta(days=d)
@@ -180,6 +182,7 @@ class _Simulation:
                 self.run_day(d, volume, bar)
 
     def run_day(self, d: int, volume: int, bar) -> None:
+        """One day: master data or price changes, customers, orders in chunks, then stock movements."""
         day = self.start + dt.timedelta(days=d)
         day_s = fmt.day_start(day)
         rng = self._rng(_S_DAY, d)
@@ -444,6 +447,7 @@ class _Simulation:
 
     # -- truth ---------------------------------------------------------------------------------------------------
     def write_truth(self) -> list[str]:
+        """identity_map.csv, persons.csv and bad_records.csv under the truth root."""
         truth = self.storage.truth_dir().rstrip("/")
         written = []
         ids = {

@@ -33,6 +33,7 @@ class TableBuilder:
 
     # -- master data ----------------------------------------------------------------------------------------------
     def stores(self) -> dict[str, pa.Array]:
+        """POS ``stores``: the ten stores and three warehouses."""
         return {
             "store_id": self.location_ids,
             "store_name": pa.array([loc.name for loc in LOCATIONS]),
@@ -45,6 +46,7 @@ class TableBuilder:
         }
 
     def online_products(self, idx: np.ndarray, updated: np.ndarray) -> dict[str, pa.Array]:
+        """Online ``products`` rows for catalogue positions ``idx``."""
         cat = self.cat
         ia = pa.array(idx)
         return {
@@ -59,6 +61,7 @@ class TableBuilder:
         }
 
     def pos_products(self, idx: np.ndarray, updated: np.ndarray) -> dict[str, pa.Array]:
+        """POS ``products`` rows (store spellings) for catalogue positions ``idx``."""
         cat = self.cat
         return {
             "item_code": self.sku_text.take(pa.array(idx)),
@@ -72,6 +75,7 @@ class TableBuilder:
 
     # -- online -----------------------------------------------------------------------------------------------------
     def orders(self, o: Orders, postcodes: pa.Array, ship_null: np.ndarray, with_coupon: bool) -> dict[str, pa.Array]:
+        """Online ``orders`` (plus ``coupon_code`` once the schema has drifted)."""
         out = {
             "order_id": fmt.prefixed("ORD-", o.order_no, 9),
             "customer_id": self.online_ids.take(pa.array(o.acct)),
@@ -88,6 +92,7 @@ class TableBuilder:
         return out
 
     def order_lines(self, lines: Lines) -> dict[str, pa.Array]:
+        """Online ``order_lines``."""
         return {
             "order_id": fmt.prefixed("ORD-", lines.order_no, 9),
             "line_number": fmt.ints(lines.line_number),
@@ -100,6 +105,7 @@ class TableBuilder:
         }
 
     def payments(self, p: Payments) -> dict[str, pa.Array]:
+        """Online ``payments``."""
         return {
             "payment_id": fmt.prefixed("PAY-", p.payment_no, 9),
             "order_id": fmt.prefixed("ORD-", p.order_no, 9),
@@ -114,6 +120,7 @@ class TableBuilder:
         return pc.binary_join_element_wise(self.location_ids.take(pa.array(store)), fmt.prefixed("", txn_no, 9), "-")
 
     def receipts(self, r: Receipts) -> dict[str, pa.Array]:
+        """POS ``transactions`` (anonymous receipts have no member)."""
         anonymous = r.member < 0
         return {
             "transaction_id": self._txn_ids(r.store, r.txn_no),
@@ -127,6 +134,7 @@ class TableBuilder:
         }
 
     def receipt_lines(self, lines: Lines, store_of_line: np.ndarray) -> dict[str, pa.Array]:
+        """POS ``transaction_lines``."""
         return {
             "transaction_id": self._txn_ids(store_of_line, lines.order_no),
             "line_number": fmt.ints(lines.line_number),
@@ -139,6 +147,7 @@ class TableBuilder:
 
     # -- clickstream and inventory ----------------------------------------------------------------------------------
     def events(self, e: Events, session_ids: pa.Array, code_null: np.ndarray) -> dict[str, pa.Array]:
+        """Clickstream ``events`` in the REES46 layout plus ``device_type``."""
         sku = pa.array(e.sku)
         anonymous = e.acct < 0
         return {
@@ -156,6 +165,7 @@ class TableBuilder:
         }
 
     def movements(self, m: Movements, first_no: int, references: list[str]) -> dict[str, pa.Array]:
+        """Inventory ``movements``, numbered from ``first_no``."""
         return {
             "movement_id": fmt.prefixed("MV-", first_no + np.arange(len(m), dtype=np.int64), 10),
             "movement_ts": fmt.timestamps(m.ts, "iso"),
