@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 from lakehouse import delta
 from lakehouse.catalog import GOLD_PUBLISH_TABLES, GOLD_TABLES, TableSpec, table as catalog_table
 from lakehouse.errors import LakehouseError, QualityGateFailed
+from lakehouse.faults import crash_point
 from lakehouse.manifest import Manifest, TableRef, latest_manifest, write_manifest
 from lakehouse.runs import TableRun, new_run_id, record_runs
 from lakehouse.settings import Settings
@@ -401,6 +402,7 @@ def publish_day(
     runs: list[TableRun] = []
     ident_runs, note = _resolve_identity(settings, day, run_id)
     runs.extend(ident_runs)
+    crash_point("publish.identity_resolved")
     ctx = _Context(spark, settings, day, run_id)
     if note:
         ctx.notes.append(note)
@@ -413,6 +415,7 @@ def publish_day(
         t0 = time.perf_counter()
         df = BUILDERS[name](ctx)
         _write(ctx, name, df)
+        crash_point("publish.table_written")
         rows = ctx.built[name].count()
         rows_in = rows
         if name == "fact_sales":
@@ -464,7 +467,9 @@ def publish_day(
         exc.runs = runs  # type: ignore[attr-defined]
         raise exc
 
+    crash_point("publish.gated")
     manifest = write_manifest(settings, refs, run_id, day, gate_summary)
+    crash_point("publish.manifest_written")
     for name, r in table_runs.items():
         r.message = f"{r.message}; published v{manifest.version} (delta v{refs[f'gold.{name}'].delta_version})"
     if ctx.notes:
