@@ -89,6 +89,8 @@ IDENTITY_SCHEMAS: dict[str, str] = {
     "customer_xref": "source_system string, source_customer_id string, golden_id string",
 }
 
+# Written by the identity step (flows/identity.py); published in the same manifest as everything else.
+IDENTITY_TABLES: tuple[str, ...] = ("golden_customers", "customer_xref", "dim_customer", "identity_changes")
 HISTORY_TABLE = "customer_score_history"
 # Build order: a table only depends on tables before it.
 BUILD_ORDER: tuple[str, ...] = (
@@ -196,9 +198,17 @@ def _resolve_identity(settings: Settings, day: dt.date, run_id: str) -> tuple[li
         if exc.name not in ("flows.identity",):
             raise
         return [], "identity step not installed: provisional one-record-per-customer identity used, not written"
+    t0 = time.perf_counter()
     result = resolve_customers(settings, day=day, run_id=run_id)
-    runs = [r for r in (result or []) if isinstance(r, TableRun)] if isinstance(result, (list, tuple)) else []
-    return runs, None
+    if isinstance(result, (list, tuple)):
+        return [r for r in result if isinstance(r, TableRun) and r.layer != "publish"], None  # recorded by identity
+    counts = {k: v for k, v in dict(result or {}).items() if isinstance(v, (int, float, str, bool))}
+    run = TableRun(
+        run_id=run_id, layer="publish", table_name="gold.golden_customers", run_date=day,
+        duration_s=round(time.perf_counter() - t0, 3),
+        message="identity resolution: " + json.dumps(counts, default=str, sort_keys=True),
+    )
+    return [run], None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -429,7 +439,7 @@ def publish_day(
         _say(f"gold.{name}: {rows} rows in {time.perf_counter() - t0:.1f}s")
 
     # Audit: every gold table whose version is not the published one.
-    all_gold = [s.name for s in GOLD_TABLES]
+    all_gold = list(dict.fromkeys([*IDENTITY_TABLES, *(s.name for s in GOLD_TABLES)]))
     refs = _current_refs(settings, all_gold)
     published = previous.tables if previous else {}
     to_gate = [q for q, ref in refs.items() if q not in published or published[q].delta_version != ref.delta_version]
@@ -441,7 +451,8 @@ def publish_day(
     failed = _failed_rules(gates)
     gate_summary = {
         "passed": not failed,
-        "tables": {g["table"]: {"passed": g["passed"], "rules": len(g["rules"]),
+        "seconds": round(sum(g.get("duration_s", 0.0) for g in gates), 2),
+        "tables": {g["table"]: {"passed": g["passed"], "rules": len(g["rules"]), "seconds": g.get("duration_s"),
                                 "failed": [r["name"] for r in g["rules"] if not r.get("success", True) and r.get("severity") == "fail"],
                                 "warnings": [r["name"] for r in g["rules"] if not r.get("success", True) and r.get("severity") == "warn"]}
                    for g in gates},
@@ -456,8 +467,12 @@ def publish_day(
                 table_runs[name].message = "gate failed: " + "; ".join(
                     x for x in failed if x.startswith(g["table"] + ":")
                 )
+        for r in ident_runs:
+            if r.layer == "publish":
+                r.status = "failed"
+                r.message = "not published: a gold gate failed; " + r.message
         runs.extend(table_runs.values())
-        record_runs(spark, settings, list(table_runs.values()))
+        record_runs(spark, settings, [*(r for r in ident_runs if r.layer == "publish"), *table_runs.values()])
         in_force = f"publication v{previous.version} stays in force" if previous else "nothing has been published yet"
         exc = PublishBlocked(
             f"gold for {day} was not published ({in_force}): " + " | ".join(failed)
@@ -476,7 +491,7 @@ def publish_day(
         for r in table_runs.values():
             r.message += "; " + "; ".join(ctx.notes)
     runs.extend(table_runs.values())
-    record_runs(spark, settings, list(table_runs.values()))
+    record_runs(spark, settings, [*(r for r in ident_runs if r.layer == "publish"), *table_runs.values()])
     _say(f"published v{manifest.version} with {len(refs)} tables in {time.perf_counter() - started:.1f}s")
     return runs
 

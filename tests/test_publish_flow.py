@@ -26,11 +26,14 @@ CUSTOMERS_SCHEMA = (
 DAY1, DAY2, DAY3 = D(2026, 1, 1), D(2026, 1, 2), D(2026, 1, 3)
 
 
-def _customer(system, cid, first, last, email, phone, card=None):
+def _customer(system, cid, first, last, email, phone, card=None, *, n=1):
+    """A silver customer record; ``n`` keeps different people apart (birth date, address, postcode, city)."""
     kind = "pos" if system == "pos" else "online"
-    return (system, kind, cid, first, last, f"{first} {last}", email, phone, D(1990, 5, 17), "1 High St", "Leeds",
-            "LS1 1AA", "GB", card, True, ts(D(2025, 6, 1)), ts(D(2025, 6, 1)), f"{system}-customers.csv", 1, "r",
-            D(2025, 6, 1), f"{system}{cid}")
+    cities = {1: ("Leeds", "LS1 1AA"), 2: ("Bristol", "BS1 4DJ"), 3: ("York", "YO1 7HH")}
+    city, postcode = cities[n]
+    return (system, kind, cid, first, last, f"{first} {last}", email, phone, D(1970 + 9 * n, n, 10 + n),
+            f"{n * 11} {['High St', 'Mill Lane', 'Park Road'][n - 1]}", city, postcode, "GB", card, True,
+            ts(D(2025, 6, 1)), ts(D(2025, 6, 1)), f"{system}-customers.csv", n, "r", D(2025, 6, 1), f"{system}{cid}")
 
 
 def _lines(day):
@@ -67,8 +70,8 @@ def load_silver_day(spark, settings, day):
     if day == DAY1:
         _write(spark, settings, "customers", [
             _customer("online", "c1", "Ann", "Lee", "ann@example.com", "+447700900001"),
-            _customer("online", "c2", "Bob", "Ray", "bob@example.com", "+447700900002"),
-            _customer("pos", "m1", "Cat", "Fox", "cat@example.com", "+447700900003", card="L1"),
+            _customer("online", "c2", "Bob", "Ray", "bob@example.com", "+447700900002", n=2),
+            _customer("pos", "m1", "Cat", "Fox", "cat@example.com", "+447700900003", card="L1", n=3),
         ], CUSTOMERS_SCHEMA)
         _write(spark, settings, "products", [
             product("online", "A", "Alpha", "acme", "electronics", 10, 4),
