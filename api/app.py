@@ -16,8 +16,11 @@ import threading
 from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
+from api.deps import SECURITY_SCHEME
+from api.fastpath import FastPath
 from api.metrics import CONTENT_TYPE, Metrics
 from api.middleware import ServiceMiddleware
 from api.problems import install_problem_handlers, problem_response
@@ -40,8 +43,12 @@ date. Errors are RFC 9457 `application/problem+json`.
 """
 
 
-def create_app(settings: Settings, *, repository: GoldRepository | None = None, start_polling: bool = True) -> FastAPI:
-    """Build the API for ``settings`` (raises ``ConfigError`` with a sentence when API keys are misconfigured)."""
+def create_app(settings: Settings, *, repository: GoldRepository | None = None, start_polling: bool = True,
+               fast_path: bool = True) -> FastAPI:
+    """Build the API for ``settings`` (raises ``ConfigError`` with a sentence when API keys are misconfigured).
+
+    ``fast_path=False`` routes every request through FastAPI (the tests compare both ways).
+    """
     key_store, dev_key = load_key_store(settings)
     repository = repository or GoldRepository(settings)
     metrics = Metrics()
@@ -106,8 +113,24 @@ def create_app(settings: Settings, *, repository: GoldRepository | None = None, 
         """Request counts and latencies by route template, and the gold index's state."""
         return Response(metrics.render(repository), media_type=CONTENT_TYPE)
 
-    app.add_middleware(ServiceMiddleware, repository=repository, metrics=metrics)
+    app.add_middleware(ServiceMiddleware, repository=repository, metrics=metrics,
+                       fast_path=FastPath(app) if fast_path else None)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The OpenAPI document, with the API-key scheme required on every ``/v1`` operation."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                             tags=app.openapi_tags)
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEME
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    operation["security"] = [{"ApiKey": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _install_sighup(repository: GoldRepository) -> None:

@@ -24,10 +24,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class ServiceMiddleware:
     """Wraps the FastAPI app (inside Starlette's error middleware)."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, repository: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, repository: Any, metrics: Metrics,
+                 fast_path: Any = None) -> None:
         self.app = app
         self.repository = repository
         self.metrics = metrics
+        self.fast_path = fast_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,7 +57,11 @@ class ServiceMiddleware:
             if rejection is not None:
                 await rejection(scope, receive, send_with_headers)
             else:
-                await self.app(scope, receive, send_with_headers)
+                hot = self.fast_path.match(scope) if self.fast_path is not None else None
+                if hot is not None:
+                    await self.fast_path.serve(scope, send_with_headers, *hot)
+                else:
+                    await self.app(scope, receive, send_with_headers)
         except Exception as exc:  # noqa: BLE001 - the last resort: a problem document, logged without values
             log_unexpected(scope, exc)
             if not response_started[0]:

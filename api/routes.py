@@ -78,9 +78,9 @@ def decode_cursor(cursor: str, tier: str | None, segment: str | None) -> str:
     """The golden id a cursor resumes after (422 when it is malformed or was issued for other filters)."""
     try:
         doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after = doc["a"]
-        if not isinstance(after, str) or not isinstance(doc, dict):
+        if not isinstance(doc, dict) or not isinstance(doc.get("a"), str):
             raise ValueError
+        after = doc["a"]
     except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
         raise ProblemError(422, "The cursor is not valid; pass back `next_cursor` from the previous page unchanged.",
                            title="Invalid request", errors=[{"location": "query.cursor", "message": "not a valid cursor"}]) from None
@@ -90,6 +90,62 @@ def decode_cursor(cursor: str, tier: str | None, segment: str | None) -> str:
     return after
 
 
+# -- answers: shared by the FastAPI routes below and the hot-path dispatcher (api.fastpath) --------------------------
+def answer_list(ctx: Ctx, tier: str | None, segment: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
+    """``CustomerPagePublic``."""
+    after = decode_cursor(cursor, tier, segment) if cursor else None
+    rows, more = ctx.gold.page(tier=tier, segment=segment, after=after, limit=limit)
+    items = [views.list_item(ctx.gold, r) for r in rows]
+    next_cursor = encode_cursor(items[-1]["golden_id"], tier, segment) if more and items else None
+    return {"items": items, "limit": limit, "next_cursor": next_cursor}
+
+
+def answer_lookup(ctx: Ctx, source: str, source_id: str) -> dict[str, Any]:
+    """``CustomerDetailPublic`` of a source record."""
+    crow = ctx.gold.lookup_source(source, source_id)
+    if crow is None:
+        raise _not_found(ctx, f"{source} customer with that id")
+    return views.customer_detail(ctx.gold, crow, pii=ctx.pii)
+
+
+def answer_search(ctx: Ctx, email: str | None, phone: str | None, name: str | None, postcode: str | None,
+                  limit: int) -> dict[str, Any]:
+    """``SearchResultPublic``."""
+    if email is None and phone is None and name is None:
+        raise ProblemError(422, "Give email, phone, or name with postcode.", title="Invalid request",
+                           errors=[{"location": "query", "message": "one of email, phone, name is required"}])
+    if name is not None and postcode is None:
+        raise ProblemError(422, "A name search needs a postcode.", title="Invalid request",
+                           errors=[{"location": "query.postcode", "message": "required with name"}])
+    rows = ctx.gold.search(email=email, phone=phone, name=name, postcode=postcode, limit=limit)
+    items = [views.customer_public(ctx.gold.customer(r), pii=ctx.pii) for r in rows]
+    return {"items": items, "count": len(items), "limit": limit}
+
+
+def answer_customer(ctx: Ctx, golden_id: str) -> dict[str, Any]:
+    """``CustomerDetailPublic``."""
+    return views.customer_detail(ctx.gold, _row(ctx, golden_id), pii=ctx.pii)
+
+
+def answer_loyalty(ctx: Ctx, golden_id: str) -> dict[str, Any]:
+    """``LoyaltyPublic``."""
+    row = ctx.gold.loyalty.first(_row(ctx, golden_id))
+    if row is None:
+        raise _not_found(ctx, f"loyalty score for {golden_id}")
+    return views.loyalty_public(golden_id, row)
+
+
+def answer_vouchers(ctx: Ctx, golden_id: str) -> dict[str, Any]:
+    """``VouchersPublic``."""
+    return {"golden_id": golden_id, "vouchers": ctx.gold.vouchers.rows(_row(ctx, golden_id))}
+
+
+def answer_summary(ctx: Ctx, golden_id: str) -> dict[str, Any]:
+    """``SummaryPublic``."""
+    return views.summary_public(ctx.gold, _row(ctx, golden_id))
+
+
+# -- routes ---------------------------------------------------------------------------------------------------------
 @router.get("/customers", response_model=CustomerPagePublic, summary="List customers (cursor pagination)")
 async def list_customers(
     ctx: Ctx,
@@ -99,13 +155,8 @@ async def list_customers(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
 ) -> Response:
     """Customers in golden id order, filtered by loyalty tier and/or segment; stable across publications."""
-    tier_v = tier.value if tier is not None else None
-    segment_v = segment.value if segment is not None else None
-    after = decode_cursor(cursor, tier_v, segment_v) if cursor else None
-    rows, more = ctx.gold.page(tier=tier_v, segment=segment_v, after=after, limit=limit)
-    items = [views.list_item(ctx.gold, r) for r in rows]
-    next_cursor = encode_cursor(items[-1]["golden_id"], tier_v, segment_v) if more and items else None
-    return FastJSON({"items": items, "limit": limit, "next_cursor": next_cursor})
+    return FastJSON(answer_list(ctx, tier.value if tier is not None else None,
+                                segment.value if segment is not None else None, cursor, limit))
 
 
 @router.get("/customers/lookup", response_model=CustomerDetailPublic, responses=NOT_FOUND,
@@ -118,10 +169,7 @@ async def lookup_customer(
                                     examples=["M0000042"])],
 ) -> Response:
     """The golden record that a source record (``source``, ``source_id``) was merged into."""
-    crow = ctx.gold.lookup_source(source, source_id)
-    if crow is None:
-        raise _not_found(ctx, f"{source} customer with that id")
-    return FastJSON(views.customer_detail(ctx.gold, crow, pii=ctx.pii))
+    return FastJSON(answer_lookup(ctx, source, source_id))
 
 
 @router.get("/customers/search", response_model=SearchResultPublic, summary="Search by email, phone or name + postcode")
@@ -134,45 +182,32 @@ async def search_customers(
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Response:
     """Customers matching every given criterion, normalized exactly like the pipeline normalizes source records."""
-    if email is None and phone is None and name is None:
-        raise ProblemError(422, "Give email, phone, or name with postcode.", title="Invalid request",
-                           errors=[{"location": "query", "message": "one of email, phone, name is required"}])
-    if name is not None and postcode is None:
-        raise ProblemError(422, "A name search needs a postcode.", title="Invalid request",
-                           errors=[{"location": "query.postcode", "message": "required with name"}])
-    rows = ctx.gold.search(email=email, phone=phone, name=name, postcode=postcode, limit=limit)
-    items = [views.customer_public(ctx.gold.customer(r), pii=ctx.pii) for r in rows]
-    return FastJSON({"items": items, "count": len(items), "limit": limit})
+    return FastJSON(answer_search(ctx, email, phone, name, postcode, limit))
 
 
 @router.get("/customers/{golden_id}", response_model=CustomerDetailPublic, responses=NOT_FOUND,
             summary="Golden customer record")
 async def get_customer(ctx: Ctx, golden_id: GoldenId) -> Response:
     """The golden record with its source records."""
-    return FastJSON(views.customer_detail(ctx.gold, _row(ctx, golden_id), pii=ctx.pii))
+    return FastJSON(answer_customer(ctx, golden_id))
 
 
 @router.get("/customers/{golden_id}/loyalty", response_model=LoyaltyPublic, responses=NOT_FOUND,
             summary="Loyalty score, tier and components")
 async def get_loyalty(ctx: Ctx, golden_id: GoldenId) -> Response:
     """Score (0-100), tier and the weighted components that explain it."""
-    crow = _row(ctx, golden_id)
-    row = ctx.gold.loyalty.first(crow)
-    if row is None:
-        raise _not_found(ctx, f"loyalty score for {golden_id}")
-    return FastJSON(views.loyalty_public(golden_id, row))
+    return FastJSON(answer_loyalty(ctx, golden_id))
 
 
 @router.get("/customers/{golden_id}/vouchers", response_model=VouchersPublic, responses=NOT_FOUND,
             summary="Voucher recommendations")
 async def get_vouchers(ctx: Ctx, golden_id: GoldenId) -> Response:
     """The published voucher recommendations, best rank first, with reasons and validity."""
-    crow = _row(ctx, golden_id)
-    return FastJSON({"golden_id": golden_id, "vouchers": ctx.gold.vouchers.rows(crow)})
+    return FastJSON(answer_vouchers(ctx, golden_id))
 
 
 @router.get("/customers/{golden_id}/summary", response_model=SummaryPublic, responses=NOT_FOUND,
             summary="Customer 360")
 async def get_summary(ctx: Ctx, golden_id: GoldenId) -> Response:
     """Segment, loyalty, activity and recency, orders by channel, favourite categories, subscription candidates."""
-    return FastJSON(views.summary_public(ctx.gold, _row(ctx, golden_id)))
+    return FastJSON(answer_summary(ctx, golden_id))

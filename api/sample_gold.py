@@ -8,8 +8,6 @@ are told apart in tests. :func:`publish_manifest` writes the next ``v<version>.j
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import uuid
 from dataclasses import dataclass
 
@@ -228,29 +226,10 @@ def write_sample_gold(settings: Settings, *, customers: int, seed: int = 7, vari
     return out
 
 
-def manifest_folder(settings: Settings) -> str:
-    """``<warehouse_root>/gold/_manifest`` (local folders only in this helper)."""
-    return f"{str(settings.warehouse_root).rstrip('/')}/gold/_manifest"
-
-
 def publish_manifest(settings: Settings, tables: dict[str, PublishedTable], *, run_date: str = "2026-01-03",
                      run_id: str | None = None) -> int:
-    """Write the next publication manifest for ``tables`` (local warehouse); return its version."""
-    folder = manifest_folder(settings)
-    os.makedirs(folder, exist_ok=True)
-    versions = [int(f[1:11]) for f in os.listdir(folder) if f.startswith("v") and f.endswith(".json")]
-    version = max(versions, default=0) + 1
-    doc = {
-        "version": version,
-        "published_at": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
-        "run_id": run_id or uuid.uuid4().hex,
-        "run_date": run_date,
-        "tables": {name: {"location": t.location, "delta_version": t.delta_version, "rows": t.rows}
-                   for name, t in tables.items()},
-        "gates": {"passed": True},
-    }
-    tmp = os.path.join(folder, f".v{version:010d}.json.{uuid.uuid4().hex}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f)
-    os.rename(tmp, os.path.join(folder, f"v{version:010d}.json"))
-    return version
+    """Publish the next manifest for ``tables`` with :func:`lakehouse.manifest.write_manifest`; return its version."""
+    from lakehouse.manifest import TableRef, write_manifest
+
+    refs = {name: TableRef(t.location, t.delta_version, t.rows) for name, t in tables.items()}
+    return write_manifest(settings, refs, run_id or uuid.uuid4().hex, run_date, {"passed": True}).version

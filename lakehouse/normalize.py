@@ -12,107 +12,112 @@ import unicodedata
 
 DEFAULT_COUNTRY = "GB"
 
-# Country names and codes seen in the sources -> ISO-3166 alpha-2.
+# The tables below are copies of transforms/silver/standardize.py's (lakehouse may not import transforms, and those
+# are Spark column expressions); tests/test_api_normalize.py fails when they drift apart.
 COUNTRY_ALIASES: dict[str, str] = {
-    "GB": "GB", "UK": "GB", "UNITED KINGDOM": "GB", "GREAT BRITAIN": "GB", "ENGLAND": "GB", "SCOTLAND": "GB",
-    "WALES": "GB", "NORTHERN IRELAND": "GB",
-    "IE": "IE", "IRELAND": "IE", "EIRE": "IE", "REPUBLIC OF IRELAND": "IE",
-    "FR": "FR", "FRANCE": "FR",
-    "DE": "DE", "GERMANY": "DE", "DEUTSCHLAND": "DE",
-    "ES": "ES", "SPAIN": "ES", "IT": "IT", "ITALY": "IT", "NL": "NL", "NETHERLANDS": "NL",
-    "US": "US", "USA": "US", "UNITED STATES": "US", "BR": "BR", "BRAZIL": "BR",
+    "UK": "GB", "UNITED KINGDOM": "GB", "GREAT BRITAIN": "GB", "BRITAIN": "GB", "ENGLAND": "GB",
+    "SCOTLAND": "GB", "WALES": "GB", "NORTHERN IRELAND": "GB", "GBR": "GB",
+    "IRELAND": "IE", "EIRE": "IE", "REPUBLIC OF IRELAND": "IE", "IRL": "IE",
+    "FRANCE": "FR", "FRA": "FR", "GERMANY": "DE", "DEUTSCHLAND": "DE", "DEU": "DE",
+    "SPAIN": "ES", "ESP": "ES", "PORTUGAL": "PT", "ITALY": "IT", "NETHERLANDS": "NL", "THE NETHERLANDS": "NL",
+    "HOLLAND": "NL", "BELGIUM": "BE", "LUXEMBOURG": "LU", "SWITZERLAND": "CH", "AUSTRIA": "AT", "DENMARK": "DK",
+    "NORWAY": "NO", "SWEDEN": "SE", "FINLAND": "FI", "ICELAND": "IS", "POLAND": "PL", "CZECH REPUBLIC": "CZ",
+    "CZECHIA": "CZ", "GREECE": "GR", "CYPRUS": "CY", "MALTA": "MT", "LITHUANIA": "LT", "LATVIA": "LV",
+    "ESTONIA": "EE", "CHANNEL ISLANDS": "JE", "JERSEY": "JE", "GUERNSEY": "GG", "ISRAEL": "IL", "BAHRAIN": "BH",
+    "SAUDI ARABIA": "SA", "UNITED ARAB EMIRATES": "AE", "LEBANON": "LB", "JAPAN": "JP", "SINGAPORE": "SG",
+    "HONG KONG": "HK", "AUSTRALIA": "AU", "CANADA": "CA", "USA": "US", "UNITED STATES": "US",
+    "UNITED STATES OF AMERICA": "US", "BRAZIL": "BR", "BRASIL": "BR", "RSA": "ZA", "SOUTH AFRICA": "ZA",
 }
-
-# Calling codes and whether the national format starts with a trunk "0" that E.164 drops.
 CALLING_CODES: dict[str, str] = {
-    "GB": "44", "IE": "353", "FR": "33", "DE": "49", "ES": "34", "IT": "39", "NL": "31", "US": "1", "BR": "55",
+    "GB": "44", "IE": "353", "FR": "33", "DE": "49", "ES": "34", "PT": "351", "IT": "39", "NL": "31", "BE": "32",
+    "LU": "352", "CH": "41", "AT": "43", "DK": "45", "NO": "47", "SE": "46", "FI": "358", "PL": "48", "US": "1",
+    "CA": "1", "AU": "61", "BR": "55", "JE": "44", "GG": "44",
 }
-_TRUNK_ZERO = {"GB", "IE", "FR", "DE", "IT", "NL", "BR"}
+TRUNK_ZERO_COUNTRIES = ("GB", "IE", "FR", "DE", "IT", "NL", "BR", "BE", "CH", "AT", "PT", "FI", "AU", "JE", "GG")
 
 _UK_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _IE_EIRCODE = re.compile(r"^([AC-FHKNPRTV-Y][0-9]{2}|D6W)([0-9AC-FHKNPRTV-Y]{4})$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_E164_DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")
+_CODES = sorted(set(CALLING_CODES.values()), key=lambda c: (-len(c), c))
+_TRUNK_AFTER_CODE = re.compile(rf"^({'|'.join(_CODES)})0([0-9]{{9,}})$")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+def _clean_text(value: str) -> str | None:
+    """Trimmed, inner whitespace collapsed to one space; None when empty (silver's ``clean_text``)."""
+    text = re.sub(r"\s+", " ", value).strip()
+    return text or None
+
+
 def normalize_email(value: str | None) -> str | None:
-    """Trimmed, lower-cased email; None when empty or not shaped like ``local@domain.tld``."""
+    """Email with every space removed, lower-cased; None when empty (silver's ``email_value``)."""
     if value is None:
         return None
-    email = value.strip().lower()
-    if not email or not _EMAIL.match(email):
-        return None
-    return email
+    email = re.sub(r"\s+", "", value).lower()
+    return email or None
 
 
-def normalize_country(value: str | None, default: str | None = None) -> str | None:
-    """ISO-3166 alpha-2 code for a code or name ("uk", "United Kingdom" -> "GB"); ``default`` when unknown."""
+def normalize_country(value: str | None) -> str | None:
+    """ISO-3166 alpha-2 from a code or name ("uk", "United Kingdom" -> "GB"); other text upper-cased."""
     if value is None:
-        return default
-    key = re.sub(r"\s+", " ", value.strip().upper().replace(".", ""))
-    if not key:
-        return default
-    if key in COUNTRY_ALIASES:
-        return COUNTRY_ALIASES[key]
-    if len(key) == 2 and key.isalpha():
-        return key
-    return default
+        return None
+    key = _clean_text(value.replace(".", ""))
+    if key is None:
+        return None
+    key = key.upper()
+    return COUNTRY_ALIASES.get(key, key)
 
 
 def normalize_phone(value: str | None, country: str | None = DEFAULT_COUNTRY) -> str | None:
-    """E.164 form ("+447700900123") of a phone in any common format; national numbers use ``country``.
+    """E.164 ("+447700900123") from "+44 7700 900123", "07700 900123", "(0)7700-900-123", "447700900123" or
+    "0044 7700 900123"; ``country`` (alpha-2, default GB) gives the calling code of national numbers.
 
-    Handles "+44 7700 900123", "07700 900123", "(0)7700-900-123", "447700900123" and "0044 7700 900123".
-    Returns None when fewer than 7 digits remain or the number cannot be placed in a country.
+    None when no digits remain, the country's code is unknown, or the result is not 7-15 digits (silver's
+    ``phone_value``).
     """
     if value is None:
         return None
     raw = value.strip()
     if not raw:
         return None
-    country = normalize_country(country, DEFAULT_COUNTRY) or DEFAULT_COUNTRY
     plus = raw.startswith("+")
-    # "(0)" is an optional trunk prefix written after a country code or alone: drop it.
-    raw = raw.replace("(0)", "")
-    digits = re.sub(r"\D", "", raw)
+    digits = re.sub(r"[^0-9]", "", raw.replace("(0)", ""))
     if not digits:
         return None
+    ctry = country or DEFAULT_COUNTRY
+    cc = CALLING_CODES.get(ctry)
     if plus:
         full = digits
     elif digits.startswith("00"):
         full = digits[2:]
-    else:
-        code = CALLING_CODES.get(country)
-        if code is None:
-            return None
-        if digits.startswith(code) and len(digits) >= len(code) + 9 and not digits.startswith("0"):
-            full = digits  # country code written without "+", e.g. "447700900123"
-        elif digits.startswith("0") and country in _TRUNK_ZERO:
-            full = code + digits[1:]
-        else:
-            full = code + digits
-    # A trunk zero kept after the country code ("+44 07700 ...") is dropped too.
-    for code in sorted(set(CALLING_CODES.values()), key=len, reverse=True):
-        if full.startswith(code + "0") and len(full) > len(code) + 9:
-            full = code + full[len(code) + 1:]
-            break
-    if len(full) < 7 or len(full) > 15:
+    elif cc is None:
         return None
-    return "+" + full
+    elif digits.startswith(cc) and len(digits) >= len(cc) + 9 and not digits.startswith("0"):
+        full = digits  # country code written without "+", e.g. "447700900123"
+    elif digits.startswith("0") and ctry in TRUNK_ZERO_COUNTRIES:
+        full = cc + digits[1:]
+    else:
+        full = cc + digits
+    # A trunk zero written after the country code ("+44 07700 900123") is dropped too (9+ digits must remain).
+    full = _TRUNK_AFTER_CODE.sub(r"\1\2", full)
+    return "+" + full if _E164_DIGITS.match(full) else None
 
 
 def normalize_postcode(value: str | None) -> str | None:
-    """Upper-case postcode with one space: UK and Irish codes get the space before the inward part ("SW1A 1AA")."""
+    """Upper-case postcode, single spaces; UK postcodes and Irish Eircodes get the space before the inward part
+    ("sw1a1aa" -> "SW1A 1AA", "d02x285" -> "D02 X285") (silver's ``postcode_value``)."""
     if value is None:
         return None
-    compact = re.sub(r"\s+", "", value.strip().upper())
-    if not compact:
+    text = _clean_text(value)
+    if text is None:
         return None
-    for pattern in (_UK_POSTCODE, _IE_EIRCODE):
-        m = pattern.match(compact)
-        if m:
-            return f"{m.group(1)} {m.group(2)}"
-    return re.sub(r"\s+", " ", value.strip().upper())
+    text = text.upper()
+    compact = re.sub(r"\s", "", text)
+    if _UK_POSTCODE.match(compact):
+        return f"{compact[:-3]} {compact[-3:]}"
+    if _IE_EIRCODE.match(compact):
+        return f"{compact[:3]} {compact[3:7]}"
+    return text
 
 
 def strip_accents(value: str) -> str:
