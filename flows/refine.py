@@ -163,9 +163,11 @@ def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day
 # One table
 # ---------------------------------------------------------------------------------------------------------------
 def _gate(spark, df: DataFrame, *, table: str, run_id: str, settings: Settings, scope: str):
+    """The quality gate on an already materialized frame (refine stages the batch itself: see ``_apply_batch``)."""
     from expectations.gate import run_gate
 
-    return run_gate(spark, df, table=table, run_id=run_id, settings=settings, scope=scope, index_columns=INDEX_COLUMNS)
+    return run_gate(spark, df, table=table, run_id=run_id, settings=settings, scope=scope, index_columns=INDEX_COLUMNS,
+                    stage=False)
 
 
 def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame, *, run: TableRun,
@@ -178,8 +180,11 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
     from lakehouse import quarantine as Q
 
     spec = _silver_spec(table)
-    gate = _gate(spark, batch, table=table.qualified, run_id=run.run_id, settings=settings, scope="row")
+    # The batch is materialized once (the gate's many GX queries and the later writes all read the same rows).
+    gate = None
     try:
+        batch = _stage(spark, settings, batch, staging + "_batch")
+        gate = _gate(spark, batch, table=table.qualified, run_id=run.run_id, settings=settings, scope="row")
         run.gate_results = [dict(r, scope="row") for r in gate.summary()]
         # Quarantine: count from the data, then MERGE (idempotent per source table and index key).
         quarantined = gate.quarantined
@@ -251,8 +256,10 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
             run.message = "warnings: " + ", ".join(warned)
         return run
     finally:
-        gate.cleanup(settings)
+        if gate is not None:
+            gate.cleanup(settings)
         Storage(settings).delete_dir(staging)
+        Storage(settings).delete_dir(staging + "_batch")
 
 
 def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.date, *, run_id: str) -> TableRun:
