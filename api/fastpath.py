@@ -36,7 +36,10 @@ class FastPath:
 
     def __init__(self, app: Any) -> None:
         self.state = app.state
-        self.templates = {getattr(r, "path", None): r for r in app.routes}
+        self.templates = {r.path: r for r in routes.router.routes if hasattr(r, "path")}
+        missing = {"/v1/customers/lookup", "/v1/customers/search", "/v1/customers/{golden_id}"} - set(self.templates)
+        if missing:
+            raise RuntimeError(f"fast path: routes {sorted(missing)} are not declared on api.routes.router")
 
     def match(self, scope: dict[str, Any]) -> tuple[Any, Callable[[Any], dict[str, Any]]] | None:
         """The FastAPI route object (for logs and metrics) and a function of the read context, or None."""

@@ -93,5 +93,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 def log_unexpected(scope: dict[str, Any], exc: BaseException) -> None:
     """Log an unexpected error: the route template, the exception type and the stack, never the message or values."""
     route = getattr(scope.get("route"), "path", "<unmatched>")
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    # Frames as file:line in function, without source lines or locals (either could carry a value).
+    frames = "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__))
     log.error("unhandled %s on %s %s\n%s", exc.__class__.__name__, scope.get("method"), route, frames)
