@@ -95,3 +95,24 @@ def test_manifest_on_s3(s3_settings):
     assert latest_manifest(s3_settings).table("fact_sales").delta_version == 2
     names = [f.name for f in Storage(s3_settings).list_files(manifest_dir(s3_settings))]
     assert names == ["v0000000001.json", "v0000000002.json"]
+
+
+def test_select_tables_and_failure_messages():
+    from flows.publish import BUILD_ORDER, _failed_rules, select_tables
+    from lakehouse.errors import LakehouseError
+
+    assert select_tables(None) == list(BUILD_ORDER)
+    assert select_tables(["gold.daily_sales_summary", "dim_date"]) == ["dim_date", "daily_sales_summary"]
+    with pytest.raises(LakehouseError, match="unknown gold table"):
+        select_tables(["fact_sale"])
+    gates = [
+        {"table": "gold.fact_sales", "passed": False, "rules": [
+            {"name": "sales_key_unique", "severity": "fail", "success": False, "unexpected_count": 2,
+             "examples": [{"sales_key": "online|o1|1"}]},
+            {"name": "customers_resolved", "severity": "warn", "success": False, "unexpected_count": 5},
+        ]},
+        {"table": "gold.dim_date", "passed": True, "rules": [{"name": "no_gaps", "severity": "fail", "success": True}]},
+    ]
+    assert _failed_rules(gates) == [
+        'gold.fact_sales: rule `sales_key_unique` failed on 2 row(s), e.g. [{"sales_key": "online|o1|1"}]'
+    ]

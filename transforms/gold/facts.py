@@ -5,8 +5,9 @@ Sign convention (one rule for both systems):
 - ``quantity``, ``gross_amount``, ``discount_amount``, ``net_amount`` carry the sign of the movement of goods: a
   sale line is positive, a return line negative (the refund), in its own row with ``line_type = 'return'``.
   ``gross_amount = quantity * unit_price``; ``discount_amount`` has the sign of the quantity (a returned discounted
-  item refunds the discounted price); ``net_amount = gross_amount - discount_amount`` and equals silver's
-  ``line_total``, so fact totals reconcile with silver exactly.
+  item refunds the discounted price); ``net_amount`` is silver's ``line_total`` as given (normally
+  ``gross_amount - discount_amount``; the gold gate warns where a source disagreed), so fact totals reconcile with
+  silver exactly. ``cost_amount = quantity * unit_cost`` of the conformed product (signed like the quantity).
 - A cancelled line keeps its original positive amounts (``line_type = 'cancelled'``) so that it still reconciles
   with silver, but ``revenue_amount`` (the column every revenue measure sums) is 0 for it. For sales and returns
   ``revenue_amount = net_amount``: net revenue = sales + (negative) returns.
