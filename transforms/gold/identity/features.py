@@ -8,6 +8,8 @@ records whose hash changed).
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
@@ -48,10 +50,21 @@ def clean_text(col: Column) -> Column:
     return F.nullif(F.trim(F.regexp_replace(F.regexp_replace(c, r"[^a-z0-9 ]", " "), r"\s+", " ")), F.lit(""))
 
 
-def _drop_listed(col: Column, values) -> Column:
-    """``col`` unless its lower-cased value is listed (then null). ``col`` should be a plain column reference."""
-    values = [v.lower() for v in values]
-    return F.when(~F.lower(col).isin(values), col) if values else col
+def _py_normalize(value: str, mode: str) -> str:
+    """A denylist entry normalized like the column it is compared with."""
+    v = value.lower()
+    if mode == "name":
+        return re.sub(r"[^a-z]", "", v)
+    if mode == "code":
+        return re.sub(r"[^a-z0-9]", "", v)
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9 ]", " ", v)).strip()
+
+
+def _drop_listed(col: Column, values, mode: str = "text") -> Column:
+    """``col`` unless its value is on the list (then null); entries are normalized like the column (``mode``:
+    text | name | code). ``col`` should be a plain column reference."""
+    listed = sorted({_py_normalize(v, mode) for v in values} - {""})
+    return F.when(~F.lower(col).isin(listed), col) if listed else col
 
 
 def name_token(col: Column) -> Column:
@@ -168,18 +181,18 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         ("_first_src", F.coalesce(F.col("first_name"), split_first)),
         ("_last_src", F.coalesce(F.col("last_name"), split_last)),
         ("_first_tok", name_token(first_token(F.col("_first_src")))),
-        ("f_first", _drop_listed(F.col("_first_tok"), p.name_denylist)),
+        ("f_first", _drop_listed(F.col("_first_tok"), p.name_denylist, "name")),
         ("_last_tok", name_token(F.col("_last_src"))),
-        ("f_last", _drop_listed(F.col("_last_tok"), p.name_denylist)),
+        ("f_last", _drop_listed(F.col("_last_tok"), p.name_denylist, "name")),
         ("_email_ok", email_candidate(F.col("email"))),
         ("f_email", drop_listed_email(F.col("_email_ok"), config)),
         ("_phone_digits", phone_digits(F.col("phone_e164"))),
         ("f_phone", phone_from_digits(F.col("_phone_digits"), config)),
         ("_loyalty_tok", code_token(F.col("loyalty_card"))),
-        ("f_loyalty", _drop_listed(F.col("_loyalty_tok"), p.text_denylist)),
+        ("f_loyalty", _drop_listed(F.col("_loyalty_tok"), p.text_denylist, "code")),
         ("f_dob", normalize_dob(F.col("date_of_birth"), F.coalesce(F.col("created_at"), F.col("updated_at")), config)),
         ("_postcode_tok", code_token(F.col("postcode"))),
-        ("f_postcode", _drop_listed(F.col("_postcode_tok"), p.text_denylist)),
+        ("f_postcode", _drop_listed(F.col("_postcode_tok"), p.text_denylist, "code")),
         ("_city_tok", F.regexp_replace(clean_text(F.col("city")), r"^st ", "saint ")),
         ("f_city", _drop_listed(F.col("_city_tok"), p.text_denylist)),
         ("_address_tok", address_token(F.col("address_line1"))),
