@@ -95,13 +95,40 @@ def results_dir(settings: Settings) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Storing results
 # ---------------------------------------------------------------------------------------------------------------
+_ROW_LISTS = ("unexpected_list", "unexpected_index_list", "partial_unexpected_list", "partial_unexpected_index_list",
+              "partial_unexpected_counts", "unexpected_counts")
+
+
+def trimmed_copy(validation):
+    """A shallow copy of a GX suite validation result whose per-row lists hold at most ``KEEP_ROWS`` entries.
+
+    Serializing GX results goes through GX's slow per-value converter: trimming first keeps storing a result with
+    hundreds of thousands of failing keys at a fraction of a second.
+    """
+    import copy
+
+    out = copy.copy(validation)
+    out.results = []
+    for item in validation.results:
+        small = copy.copy(item)
+        res = dict(item.result or {})
+        for key in _ROW_LISTS:
+            if isinstance(res.get(key), list):
+                res[key] = res[key][:KEEP_ROWS]
+        details = res.get("details")
+        if isinstance(details, dict) and isinstance(details.get("unexpected_rows"), list):
+            res["details"] = {**details, "unexpected_rows": details["unexpected_rows"][:KEEP_ROWS]}
+        small.result = res
+        out.results.append(small)
+    return out
+
+
 def trim_result(result_dict: dict, *, hidden_columns: tuple[str, ...] = ("_gate_row_id",)) -> dict:
     """Cut a validation result's per-row lists to ``KEEP_ROWS`` entries and drop gate-internal columns."""
     out = json.loads(json.dumps(result_dict, default=str))
     for item in out.get("results", []):
         res = item.get("result") or {}
-        for key in ("unexpected_list", "unexpected_index_list", "partial_unexpected_list",
-                    "partial_unexpected_index_list", "partial_unexpected_counts", "unexpected_counts"):
+        for key in _ROW_LISTS:
             if isinstance(res.get(key), list):
                 res[key] = res[key][:KEEP_ROWS]
         res.pop("unexpected_index_query", None)
@@ -133,7 +160,7 @@ def store_validation(settings: Settings, validation, *, table: str, scope: str, 
     from expectations.gate import suite_name
     from lakehouse.storage import Storage
 
-    doc = trim_result(validation.to_json_dict())
+    doc = trim_result(trimmed_copy(validation).to_json_dict())
     doc.setdefault("meta", {})["lakehouse"] = {"table": table, "scope": scope, "run_id": run_id}
     uri = f"{results_dir(settings)}/{_safe(suite_name(table, scope))}/{_safe(run_id)}.json"
     Storage(settings).write_bytes(uri, json.dumps(doc, default=str, sort_keys=True).encode("utf-8"))

@@ -10,8 +10,9 @@ How a batch goes through the gate (``run_gate``):
    batch) with ``result_format`` COMPLETE and ``unexpected_index_column_names = [gate row id, *index_columns]``.
 3. Failing rows of ``quarantine`` rules are taken from GX's ``unexpected_index_list`` (map expectations), or, for
    ``unexpected_rows_expectation`` (whose GX result holds at most 200 rows), by running the same SQL in Spark over
-   the staged batch. They are joined back on the gate row id: a left-anti join gives ``passed``, an inner join
-   with the per-row list of failed rules and reasons gives ``quarantined``. Every input row lands in exactly one.
+   the staged batch and collecting the gate row ids. They are grouped per row (every failed rule, sorted, with a
+   reason each), staged as a small Parquet table, and joined back on the gate row id: a left-anti join gives
+   ``passed``, an inner join gives ``quarantined``. Every input row lands in exactly one of the two.
 4. ``warn`` rules are recorded; a failing ``fail`` rule raises ``QualityGateFailed`` naming the rule, the table, the
    failing count and up to five example keys. The trimmed validation result is stored for the data docs.
 """
@@ -101,6 +102,13 @@ def _gx_context():
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
+def _skip_result_store(ctx) -> None:
+    """Do not keep the full (COMPLETE) result in the in-memory results store: GX serializes it value by value to
+    JSON, about 4 min for 300k failing keys. The gate stores a trimmed copy for the data docs itself."""
+    store = ctx.validation_results_store
+    store.store_validation_results = lambda *args, **kwargs: None
+
+
 def suite_name(table: str, scope: str) -> str:
     """The GX suite name of a table's rules of one scope, e.g. ``silver.order_lines.row``."""
     return f"{table}.{scope}"
@@ -114,6 +122,7 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
 
     name = suite_name(suite.table, scope)
     ctx = _gx_context()
+    _skip_result_store(ctx)
     asset = ctx.data_sources.add_spark(name="lakehouse").add_dataframe_asset(name=name)
     batch_definition = asset.add_batch_definition_whole_dataframe("batch")
     gx_suite = ctx.suites.add(
@@ -124,7 +133,11 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
         )
     )
     validation = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=gx_suite))
-    result_format: dict[str, Any] = {"result_format": "COMPLETE" if complete else "SUMMARY", "partial_unexpected_count": 20}
+    result_format: dict[str, Any] = {
+        "result_format": "COMPLETE" if complete else "SUMMARY",
+        "partial_unexpected_count": 20,
+        "return_unexpected_index_query": False,  # a pandas/spark snippet string; it does not run over Spark Connect
+    }
     if index_names:
         result_format["unexpected_index_column_names"] = index_names
     checkpoint = ctx.checkpoints.add(
@@ -281,15 +294,16 @@ def _reason(rule: Rule, entry: dict | None, index_names: Sequence[str]) -> str:
 
 def _failing_rows(spark, batch, rules_by_name: dict[str, Rule], gx_results: dict[str, Any], *, index_names,
                   id_type: str, resolve_table, table: str):
-    """A DataFrame (gate row id, rule, reason) of every (row, quarantine rule) failure, or None if there is none."""
+    """An Arrow table (gate row id, failed_rules, reasons): one row per input row failing any quarantine rule.
+
+    Aggregated in Python: the failing keys are already here (GX's index lists; SQL rules' ids are collected), and
+    Sail's sorted collect_set/collect_list aggregation is ~50x slower than plain Python for this.
+    """
     import pyarrow as pa
 
     from lakehouse.delta import temp_view
 
-    ids: list = []
-    names: list[str] = []
-    reasons: list[str] = []
-    frames = []
+    failures: dict[Any, list[tuple[str, str]]] = {}
     for name, rule in rules_by_name.items():
         if rule.severity != "quarantine":
             continue
@@ -303,13 +317,20 @@ def _failing_rows(spark, batch, rules_by_name: dict[str, Rule], gx_results: dict
                     f"quality gate for {table}: rule `{name}` reported {expected} failing rows but listed "
                     f"{len(entries)} keys; refusing to split (no row may pass unchecked)"
                 )
+            # Reasons name the failing value; most failing rows repeat a few values, so cache the text per value.
+            shown_cols = [k for k in (entries[0] if entries else {}) if k not in index_names]
+            cache: dict = {}
+            setdefault = failures.setdefault
             for entry in entries:
-                ids.append(entry[GATE_ROW_ID])
-                names.append(name)
-                reasons.append(_reason(rule, entry, index_names))
+                key = tuple([entry.get(c) for c in shown_cols])
+                try:
+                    reason = cache[key]
+                except KeyError:
+                    reason = cache[key] = _reason(rule, entry, index_names)
+                except TypeError:  # an unhashable value (e.g. a list): no caching
+                    reason = _reason(rule, entry, index_names)
+                setdefault(entry[GATE_ROW_ID], []).append((name, reason))
         elif rule.row_source == ROW_SOURCE_SQL:
-            from pyspark.sql import functions as F
-
             view = temp_view(batch, "gate_batch")
             query = rule.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view)
             try:
@@ -319,21 +340,46 @@ def _failing_rows(spark, batch, rules_by_name: dict[str, Rule], gx_results: dict
                         f"rule `{name}` of {table} quarantines rows, so its unexpected_rows_query must return the "
                         f"checked rows' columns: write SELECT * FROM {{batch}} WHERE ... (or SELECT {{batch}}.*)"
                     )
+                ids = rows.select(GATE_ROW_ID).distinct().toArrow().column(0).to_pylist()
             except RuleFileError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a SQL error becomes a sentence
                 raise RuleFileError(f"rule `{name}` of {table}: its SQL does not run: {' '.join(str(exc).split())[:400]}") from None
-            frames.append(rows.select(F.col(GATE_ROW_ID), F.lit(name).alias("rule"), F.lit(_reason(rule, None, index_names)).alias("reason")))
-    if ids:
-        arrow_type = pa.int64() if id_type == "long" else pa.string()
-        local = pa.table({GATE_ROW_ID: pa.array(ids, arrow_type), "rule": pa.array(names), "reason": pa.array(reasons)})
-        frames.insert(0, spark.createDataFrame(local))
-    if not frames:
+            finally:
+                spark.catalog.dropTempView(view)
+            reason = _reason(rule, None, index_names)
+            for row_id in ids:
+                failures.setdefault(row_id, []).append((name, reason))
+    if not failures:
         return None
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    return out
+    row_ids, failed_rules, reasons = [], [], []
+    for row_id, items in failures.items():
+        if len(items) > 1:
+            items = sorted(set(items))
+        row_ids.append(row_id)
+        failed_rules.append(sorted({n for n, _ in items}))
+        reasons.append("; ".join(r for _, r in items))
+    return pa.table({
+        GATE_ROW_ID: pa.array(row_ids, pa.int64() if id_type == "long" else pa.string()),
+        "failed_rules": pa.array(failed_rules, pa.list_(pa.string())),
+        "reasons": pa.array(reasons, pa.string()),
+    })
+
+
+def _arrow_frame(spark, table, settings: Settings, uri: str | None):
+    """A DataFrame of an Arrow table: written as Parquet to ``uri`` (staging, local or S3) when given, else inline."""
+    if uri is None:
+        return spark.createDataFrame(table)
+    import pyarrow.parquet as pq
+
+    from lakehouse.storage import Storage
+
+    storage = Storage(settings)
+    storage.delete_dir(uri)
+    fs, path = storage.fs(uri)
+    fs.create_dir(path, recursive=True)
+    pq.write_table(table, f"{path}/part-00000.parquet", filesystem=fs)
+    return spark.read.parquet(uri)
 
 
 def _key_columns(table: str, columns: Sequence[str], index_columns: Sequence[str]) -> tuple[str, ...]:
@@ -450,13 +496,7 @@ def run_gate(
         return GateResult(table, scope, run_id, passed, empty_quarantine(spark), rule_results, validation, staged_uri,
                           time.perf_counter() - started)
 
-    per_row = failing.groupBy(GATE_ROW_ID).agg(
-        F.array_sort(F.collect_set("rule")).alias("failed_rules"),
-        F.concat_ws("; ", F.array_sort(F.collect_list("reason"))).alias("reasons"),
-    )
-    if staged_uri:
-        per_row.write.mode("overwrite").parquet(staged_uri + "_failed")
-        per_row = spark.read.parquet(staged_uri + "_failed")
+    per_row = _arrow_frame(spark, failing, settings, staged_uri + "_failed" if staged_uri else None)
 
     passed = batch.join(per_row.select(GATE_ROW_ID), on=GATE_ROW_ID, how="left_anti").select(*[F.col(f"`{c}`") for c in columns])
     keys = tuple(key_columns) if key_columns else _key_columns(table, columns, index_columns)
