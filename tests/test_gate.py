@@ -272,6 +272,15 @@ def test_quarantine_writes_are_idempotent_and_replace_a_rerun_day(spark, setting
     left = read_quarantine(spark, settings).collect()
     assert [json.loads(r["index_key"])["_line_number"] for r in left] == ["2"]
     assert left[0]["run_id"] == "refine-r1"
+
+    # A replay that let line 2 through releases it: hidden by default, kept with the releasing run id.
+    from lakehouse.quarantine import release
+
+    release(spark, settings, source_table=TABLE, index_keys=read_quarantine(spark, settings).select("index_key"),
+            released_run_id="replay-r4")
+    assert read_quarantine(spark, settings).count() == 0
+    (held,) = read_quarantine(spark, settings, include_released=True).collect()
+    assert held["released_run_id"] == "replay-r4"
     for r in (first, rerun, third):
         r.cleanup(settings)
 
