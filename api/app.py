@@ -119,6 +119,12 @@ def create_app(settings: Settings, *, repository: GoldRepository | None = None, 
     return app
 
 
+MANIFEST_HEADER_DOC = {
+    "description": "Version of the gold publication the response was read from ('none' before the first one).",
+    "schema": {"type": "string", "pattern": "^([0-9]+|none)$"},
+}
+
+
 def _openapi(app: FastAPI) -> dict:
     """The OpenAPI document, with the API-key scheme required on every ``/v1`` operation."""
     if app.openapi_schema is None:
@@ -126,9 +132,11 @@ def _openapi(app: FastAPI) -> dict:
                              tags=app.openapi_tags)
         schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEME
         for path, operations in schema.get("paths", {}).items():
-            if path.startswith("/v1/"):
-                for operation in operations.values():
+            for operation in operations.values():
+                if path.startswith("/v1/"):
                     operation["security"] = [{"ApiKey": []}]
+                for response in operation.get("responses", {}).values():
+                    response.setdefault("headers", {})["X-Manifest-Version"] = MANIFEST_HEADER_DOC
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -60,13 +60,35 @@ def authorize(key_store: KeyStore, repository: GoldRepository, headers: Iterable
     return ReadContext(caller, gold, caller.pii)
 
 
+_ALLOWED: dict[int, frozenset[str]] = {}
+
+
+def reject_unknown_parameters(scope: dict[str, Any], query_params: Iterable[str]) -> None:
+    """422 when the query names a parameter the route does not declare (a typo must not be silently ignored)."""
+    route = scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _ALLOWED.get(id(route))
+    if allowed is None:
+        allowed = _ALLOWED[id(route)] = frozenset(p.alias for p in dependant.query_params)
+    unknown = sorted(set(query_params) - allowed)
+    if unknown:
+        shown = ", ".join(name[:40] for name in unknown[:5])
+        raise ProblemError(422, f"Unknown query parameter(s): {shown}. Allowed: {', '.join(sorted(allowed)) or 'none'}.",
+                           title="Invalid request",
+                           errors=[{"location": f"query.{name[:40]}", "message": "unknown parameter"} for name in unknown[:5]])
+
+
 async def read_context(request: Request) -> ReadContext:
-    """The request's :class:`ReadContext` (see :func:`authorize`).
+    """The request's :class:`ReadContext` (see :func:`authorize`); unknown query parameters are refused first.
 
     The key is read from the raw headers rather than through a ``Security`` sub-dependency (one dependency per
     request keeps the path short); :data:`SECURITY_SCHEME` documents it in OpenAPI.
     """
     state = request.app.state
+    if request.scope.get("query_string"):
+        reject_unknown_parameters(request.scope, request.query_params.keys())
     return authorize(state.key_store, state.repository, request.scope["headers"], request.scope["state"])
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from api import views
 from api.deps import Ctx
@@ -29,8 +29,8 @@ GOLDEN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 SOURCE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 
 
-class FastJSON(Response):
-    """JSON through orjson (dates ISO-8601, UTC datetimes with offset)."""
+class FastJSON(JSONResponse):
+    """JSON through orjson (dates ISO-8601, UTC datetimes with offset); a JSONResponse so OpenAPI shows the model."""
 
     media_type = "application/json"
 
@@ -44,9 +44,12 @@ def _problem_doc(description: str) -> dict[str, Any]:
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _problem_doc("Too many query parameters."),
     401: _problem_doc("Missing or invalid API key."),
     403: _problem_doc("The key lacks the `read` scope."),
     422: _problem_doc("A parameter is invalid."),
+    413: _problem_doc("A request body was sent (the API reads none)."),
+    414: _problem_doc("The URL is too long."),
     503: _problem_doc("No gold publication is loaded yet."),
 }
 NOT_FOUND = {404: _problem_doc("No such customer in the served publication.")}

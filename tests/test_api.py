@@ -239,7 +239,8 @@ def test_search_normalizes_like_the_pipeline(client, params, expected):
 @pytest.mark.parametrize(
     "params",
     [{}, {"postcode": "SW1A 0AA"}, {"name": "jack"}, {"limit": "5"}, {"email": "x"}, {"email": "a@b.c", "limit": "0"},
-     {"email": "a@b.c", "limit": "51"}, {"name": "x" * 101, "postcode": "SW1A 0AA"}, {"phone": "1" * 33}],
+     {"email": "a@b.c", "limit": "51"}, {"name": "x" * 101, "postcode": "SW1A 0AA"}, {"phone": "1" * 33},
+     {"emial": "jane@example.com"}, {"email": "jane@example.com", "page": "2"}],
 )
 def test_search_rejects_bad_parameters(client, params):
     r = get(client, "/v1/customers/search", **params)
