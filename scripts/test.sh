@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh machine (Python 3.11, Java 17, pip) and runs it.
+# The README's test command and .ci/run both call exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Headless Chromium (Debian packages) renders the data docs and the dashboard pages in browser tests.
+# Best effort: without root or apt the browser tests skip with a reason; nothing else depends on it.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+    || echo "note: could not install chromium; browser tests will be skipped" >&2
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+exec .venv/bin/python -m pytest -q "$@"
