@@ -237,6 +237,8 @@ def ingest_table(
                                             string_columns=target.entity.columns)
             except SchemaError as exc:
                 reason = f"landing file {exc}"
+            except OSError as exc:  # unreadable bytes, e.g. a truncated .gz (Storage decompresses by extension)
+                reason = f"landing file {f.uri}: cannot be read ({exc})"
             if decoded is not None:
                 table = decoded.table
                 if target.mapping is not None:
