@@ -42,7 +42,8 @@ def summary_lines(results: list[DayResult], settings: Settings) -> list[str]:
                  f"({len(manifest.tables)} tables, run {manifest.run_id})")
     for name in sorted(manifest.tables):
         ref = manifest.table(name)
-        lines.append(f"  {name:<36} {ref.rows:>10,} rows  (Delta version {ref.delta_version})")
+        rows = f"{ref.rows:>10,}" if ref.rows is not None else f"{'?':>10}"
+        lines.append(f"  {name:<36} {rows} rows  (Delta version {ref.delta_version})")
     return lines
 
 

@@ -1,8 +1,8 @@
 """Plain-Python orchestration: the pipeline of one day and resumable backfills, with no Prefect server needed.
 
 The layer functions (``flows.ingest``, ``flows.refine``, ``flows.publish``) do the work and record their run rows.
-This module only sequences them: it splits a layer into coarse *units* (one per source for ingest, one per layer-day
-otherwise), runs each unit through a ``runner`` (a direct call here; a Prefect task in :mod:`flows.prefect_flows`),
+This module only sequences them: it splits a layer into coarse *units* (one per source for ingest, one per silver
+table for refine, one per day for publish), runs each unit through a ``runner`` (a direct call here; a Prefect task in :mod:`flows.prefect_flows`),
 holds the day lock of :mod:`flows.locks` while a day runs, and keeps backfill progress in the Delta table
 ``system.backfill_progress`` so that an interrupted backfill continues from the first day it did not finish.
 """
@@ -163,7 +163,7 @@ def layer_units(
     entities: list[str] | None = None,
     tables: list[str] | None = None,
 ) -> list[Unit]:
-    """The units of one layer-day: one per source for ingest, one for refine and for publish."""
+    """The units of one layer-day: one per source for ingest, one per silver table for refine, one for publish."""
     mod = layer_module(layer)
     if layer == "ingest":
         return _ingest_units(mod, settings, day, sources, entities)

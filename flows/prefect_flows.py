@@ -1,8 +1,9 @@
 """Prefect flows: ``ingest``, ``refine``, ``publish``, ``pipeline`` (the three for one day) and ``backfill``.
 
 They are thin: :mod:`flows.orchestration` sequences the plain layer functions, and this module only makes each coarse
-unit a Prefect task (one per source for ingest, one per layer-day otherwise), retries units on I/O errors only, tags
-run rows with the flow run id, and posts artifacts (a markdown summary, a table of counts, a link to the data docs).
+unit a Prefect task (one per source for ingest, one per silver table for refine, one per day for publish), retries
+units on I/O errors only, tags run rows with the flow run id, and posts artifacts (a markdown summary and a table of
+counts per layer, a link to the rebuilt data docs).
 Parameters are dates and table names. ``<flow>.fn(...)`` runs the same code with no Prefect server: units are then
 called directly and no artifacts are posted.
 """

@@ -134,6 +134,22 @@ def test_lock_of_a_crashed_local_process_or_an_expired_lock_is_taken_over(settin
         DayLock(settings, DAY).acquire()
 
 
+@pytest.mark.unit
+@pytest.mark.s3
+def test_lock_and_backfill_progress_work_on_s3(s3_settings):
+    from flows.locks import lock_storage_options
+
+    assert lock_storage_options(s3_settings)["conditional_put"] == "etag"  # put-if-absent commits, no unsafe rename
+    lock = DayLock(s3_settings, DAY).acquire()
+    with pytest.raises(DayLocked):
+        DayLock(s3_settings, DAY).acquire()
+    lock.release()
+    DayLock(s3_settings, DAY).acquire().release()
+    orch.mark_day(s3_settings, "bf", DAY, "done")
+    orch.mark_day(s3_settings, "bf", DAY + dt.timedelta(days=1), "failed")
+    assert orch.completed_days(s3_settings, "bf") == {DAY}
+
+
 def _race(root: str, barrier, results) -> None:
     from lakehouse.settings import load_settings
 
