@@ -16,6 +16,7 @@ Index layout (memory stays columnar; no Python object per row):
 from __future__ import annotations
 
 import bisect
+import ctypes
 import datetime as dt
 import logging
 import threading
@@ -26,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import DeltaTable
 
 from lakehouse.errors import LakehouseError
 from lakehouse.normalize import name_tokens, normalize_email, normalize_phone, normalize_postcode
@@ -638,7 +640,6 @@ def read_published_table(settings: Settings, location: str, delta_version: int, 
                          *, only_sales: bool = False) -> pa.Table:
     """One published table at its manifest version (only the columns the API uses), through deltalake."""
     import pyarrow.dataset as pads
-    from deltalake import DeltaTable
 
     table = DeltaTable(location, version=delta_version, storage_options=settings.delta_storage_options() or None)
     dataset = table.to_pyarrow_dataset()
@@ -669,6 +670,15 @@ def load_snapshot(settings: Settings, manifest: Any) -> GoldSnapshot:
             ) from None
     info = ManifestInfo(int(manifest.version), str(manifest.published_at), str(manifest.run_id), str(manifest.run_date))
     return GoldSnapshot(info, tables, load_seconds=time.perf_counter() - t0)
+
+
+def _release_memory() -> None:
+    """Hand memory freed by the build (read tables, temporary key lists) back to the OS."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 class GoldRepository:
@@ -718,7 +728,9 @@ class GoldRepository:
                 self.last_error = str(exc) if isinstance(exc, LakehouseError) else f"{exc.__class__.__name__}: {exc}"
                 log.error("gold reload failed, still serving v%s: %s", self.version, self.last_error)
                 return False
-            self._snapshot = snapshot  # the atomic swap: one reference assignment
+            previous, self._snapshot = self._snapshot, snapshot  # the atomic swap: one reference assignment
+            del previous  # freed when the last in-flight request that pinned it finishes
+            _release_memory()
             self.reloads_ok += 1
             self.last_error = None
             log.info("serving gold publication v%s (%d customers, loaded in %.2fs)",
