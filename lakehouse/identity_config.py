@@ -97,6 +97,7 @@ class Deterministic(_Strict):
 
     rules: tuple[Literal["loyalty_card", "email", "phone"], ...]
     veto_min_disagreements: int = Field(ge=1, le=3)
+    veto_on_different_first_name: bool = True
 
 
 class Level(_Strict):

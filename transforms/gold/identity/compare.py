@@ -196,6 +196,8 @@ def apply_rules(scored: DataFrame, *, config: IdentityConfig) -> DataFrame:
         + F.when(F.col("lvl_date_of_birth").isin("different", "same_year"), 1).otherwise(0)
     )
     vetoed = disagreements >= config.deterministic.veto_min_disagreements
+    if config.deterministic.veto_on_different_first_name:
+        vetoed = vetoed | (F.col("lvl_first_name") == "different")
     rule = F.lit(None).cast("string")
     for name in reversed(config.deterministic.rules):  # first in the list wins
         rule = F.when(_both(feature[name]) & _eq(feature[name]), F.lit(RULE_PREFIX + name)).otherwise(rule)
