@@ -146,9 +146,7 @@ def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day
         payments = _current(spark, settings, TABLES["payments"])
         if payments is not None:
             batch = E.attach_payment_methods(batch, payments=payments)
-        lines = _current(spark, settings, TABLES["order_lines"])
-        if lines is not None:  # online orders carry no total: the sum of their silver lines (refreshed after lines)
-            batch = E.attach_order_totals(batch, lines=lines.select("source_system", "order_id", "line_total"))
+        batch = E.attach_order_totals(batch, lines=_expected_lines(spark, settings, day))
     elif table.name == "order_lines":
         headers = _current(spark, settings, TABLES["orders"])
         if headers is None:
@@ -157,6 +155,31 @@ def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day
                     "order_ts timestamp, order_date date, status string, payment_method string, currency string")
         batch = E.attach_order_headers(batch, headers=headers)
     return batch
+
+
+def _expected_lines(spark, settings: Settings, day: dt.date) -> DataFrame:
+    """The order lines silver will hold after this day, as far as orders can know them: the day's bronze lines that
+    parse (latest per key) and the stored lines they do not replace. Online orders carry no total, so theirs is
+    pre-filled from these; the exact sum of the merged lines is set after the lines step (``_propagate_headers``)."""
+    from transforms.silver.dedupe import dedupe_latest
+
+    keys = list(TABLES["order_lines"].keys)
+    cols = [*keys, "line_total", "_version_ts", "_ingested_at", "_source_file", "_line_number"]
+    frames = []
+    for feed in feeds_for(settings, TABLES["order_lines"]):
+        bronze = _read_bronze_day(spark, settings, feed, day)
+        if bronze is not None:
+            built = _build(feed, bronze)
+            frames.append(built.where(F.col("_parse_error").isNull() & F.col("_unparsed").isNull()).select(*cols))
+    stored = _current(spark, settings, TABLES["order_lines"])
+    if not frames:
+        day_lines = spark.createDataFrame([], "source_system string, order_id string, line_number int, "
+                                              "line_total decimal(12,2)")
+    else:
+        day_lines = dedupe_latest(_union(frames), keys=keys).select(*keys, "line_total")
+    if stored is None:
+        return day_lines
+    return day_lines.unionByName(stored.select(*keys, "line_total").join(day_lines.select(*keys), on=keys, how="left_anti"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,7 +210,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
         gate = _gate(spark, batch, table=table.qualified, run_id=run.run_id, settings=settings, scope="row")
         run.gate_results = [dict(r, scope="row") for r in gate.summary()]
         # Quarantine: count from the data, then MERGE (idempotent per source table and index key).
-        quarantined = gate.quarantined
+        quarantined = _stage(spark, settings, gate.quarantined, staging + "_quarantined")
         n_quarantined = _scan_count(quarantined, ("index_key",))
         Q.write_quarantine(spark, quarantined, settings,
                            replace_days=(table.qualified, [replace_day]) if replace_day is not None else None)
@@ -258,8 +281,8 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
     finally:
         if gate is not None:
             gate.cleanup(settings)
-        Storage(settings).delete_dir(staging)
-        Storage(settings).delete_dir(staging + "_batch")
+        for suffix in ("", "_batch", "_quarantined"):
+            Storage(settings).delete_dir(staging + suffix)
 
 
 def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.date, *, run_id: str) -> TableRun:

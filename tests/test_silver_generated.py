@@ -15,7 +15,7 @@ from lakehouse import delta
 from lakehouse.catalog import QUARANTINE, SILVER_TABLES, bronze_table
 from silver_helpers import rows_of
 
-pytestmark = pytest.mark.flow
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
 QUARANTINED_KINDS = {"malformed", "wrong_type", "negative_price", "unknown_enum"}
