@@ -23,6 +23,7 @@ from api.deps import SECURITY_SCHEME
 from api.fastpath import FastPath
 from api.metrics import CONTENT_TYPE, Metrics
 from api.middleware import ServiceMiddleware
+from api.pages import router as pages_router
 from api.problems import install_problem_handlers, problem_response
 from api.repository import GoldRepository
 from api.routes import COMMON_ERRORS, FastJSON, router
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, repository: GoldRepository | None = None, 
     app.state.dev_key = dev_key
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(pages_router)  # HTML pages (issue 9): login, overview, customer 360, identity, pipeline
 
     @app.get("/health", response_model=HealthPublic, tags=["operations"], summary="Liveness")
     async def health() -> Response:

@@ -91,20 +91,21 @@ def publication_charts(data: PageData) -> dict[str, Markup]:
         [C.Series(c, [float(d.by_channel.get(c, 0)) for d in o.days], C.color_for(c, i)) for i, c in enumerate(o.channels)],
         line=C.Series("7-day average (all channels)",
                       [None if d.revenue_7d_avg is None else float(d.revenue_7d_avg) for d in o.days], C.INK),
-        title="Revenue per day by channel", value_fmt=_money_value, axis_fmt=_money_axis, tooltip_labels=tips)
+        title="Revenue per day by channel", value_fmt=_money_value, axis_fmt=_money_axis, width=1200, height=300,
+        tooltip_labels=tips)
     out["orders"] = C.stacked_bars("orders", labels, [C.Series("orders", [d.orders for d in o.days], "#2563eb")],
-                                   title="Orders per day", width=370, height=220, tooltip_labels=tips)
+                                   title="Orders per day", width=580, height=220, tooltip_labels=tips)
     out["aov"] = C.stacked_bars(
         "aov", labels, [],
         line=C.Series("average order value", [None if d.avg_order_value is None else float(d.avg_order_value)
                                               for d in o.days], "#7c3aed"),
-        title="Average order value per day", value_fmt=_money_value, axis_fmt=_money_axis, width=370, height=220,
+        title="Average order value per day", value_fmt=_money_value, axis_fmt=_money_axis, width=580, height=220,
         tooltip_labels=tips)
     stages = [("sessions", C.STAGE_COLORS[0]), ("viewed", C.STAGE_COLORS[1]), ("added to cart", C.STAGE_COLORS[2]),
               ("purchased", C.STAGE_COLORS[3])]
     out["funnel"] = C.grouped_hbars(
         "funnel", [(f.category, [f.sessions, f.view, f.cart, f.purchase]) for f in o.funnel[:FUNNEL_CATEGORIES]],
-        stages, title="Conversion funnel by category (sessions)")
+        stages, title="Conversion funnel by category (sessions)", width=1200, label_width=150)
     out["tiers"] = C.hbars("tiers", [(t, n, C.color_for(t, i)) for i, (t, n) in enumerate(o.tiers)],
                            title="Customers per loyalty tier", width=380, label_width=80)
     out["churn"] = C.hbars("churn", [(r, n, C.color_for(r, i)) for i, (r, n) in enumerate(o.churn)],
@@ -114,7 +115,7 @@ def publication_charts(data: PageData) -> dict[str, Markup]:
         "top_products", [(p["product_name"] or p["sku"] or "?", float(p["total_revenue"] or 0),
                           C.PALETTE[tier_names.index(p["performance_tier"]) % len(C.PALETTE)]
                           if p["performance_tier"] in tier_names else C.AXIS) for p in o.top_products],
-        title="Top products by revenue", value_fmt=_money_value, width=560, label_width=230)
+        title="Top products by revenue", value_fmt=_money_value, width=580, label_width=230)
     out["performance_tiers"] = C.hbars(
         "performance_tiers", [(t["tier"], float(t["revenue"] or 0), C.PALETTE[i % len(C.PALETTE)])
                               for i, t in enumerate(o.performance_tiers)],
@@ -122,15 +123,15 @@ def publication_charts(data: PageData) -> dict[str, Markup]:
     out["identity_distribution"] = C.stacked_bars(
         "identity_distribution", [label for label, _ in ident.distribution],
         [C.Series("golden identities", [n for _, n in ident.distribution], "#2563eb")],
-        title="Golden identities by number of source records", width=420, height=240)
+        title="Golden identities by number of source records", width=580, height=240)
     out["identity_rules"] = C.hbars("identity_rules", [(r["rule"], r["records"], C.PALETTE[i % len(C.PALETTE)])
                                                        for i, r in enumerate(ident.by_rule)],
-                                    title="Source records by match rule", width=420, label_width=120)
+                                    title="Source records by match rule", width=580, label_width=140)
     if ident.pairs is not None:
         out["identity_pairs"] = C.hbars(
             "identity_pairs", [(f"{p['pair']} · {p['rule']}", p["links"], C.PALETTE[i % len(C.PALETTE)])
                                for i, p in enumerate(ident.pairs)],
-            title="Record links by source pair and rule", width=560, label_width=250)
+            title="Record links by source pair and rule", width=900, label_width=260)
     return out
 
 
@@ -141,7 +142,7 @@ def pipeline_charts(data: PipelineData) -> dict[str, Markup]:
               for i, (name, values) in enumerate(data.quarantine_series.items())]
     return {"quarantine": C.stacked_bars("quarantine", labels, series,
                                          title="Quarantined rows per rule and ingest day (a row counts once per failed rule)",
-                                         tooltip_labels=[d.isoformat() for d in data.quarantine_days])}
+                                         width=580, height=260, tooltip_labels=[d.isoformat() for d in data.quarantine_days])}
 
 
 def customer_charts(loyalty: dict[str, Any] | None, orders: list[dict[str, Any]]) -> dict[str, Markup]:
@@ -151,7 +152,7 @@ def customer_charts(loyalty: dict[str, Any] | None, orders: list[dict[str, Any]]
         rows = [(f"{c['name']} (w {c['weight']:.2f})" if c["weight"] is not None else c["name"],
                  float(c["score"] or 0.0), C.PALETTE[i]) for i, c in enumerate(loyalty["components"])]
         out["loyalty"] = C.hbars("loyalty", rows, title="Loyalty score components (0-100, with weights)",
-                                 value_fmt=lambda v: f"{v:.1f}", width=440, label_width=140)
+                                 value_fmt=lambda v: f"{v:.1f}", width=580, label_width=140)
     points = []
     for o in orders:
         if o["order_ts"] is None:
@@ -159,5 +160,5 @@ def customer_charts(loyalty: dict[str, Any] | None, orders: list[dict[str, Any]]
         tip = f"{o['order_ts']:%Y-%m-%d %H:%M} · {o['channel']} · {o['source_system']} {o['order_id']} · " \
               f"{o['lines']} line(s) · {money(o['net_exact'])} · {o['kind']}"
         points.append((o["order_ts"], float(o["net_amount"] or 0.0), o["channel"], tip))
-    out["timeline"] = C.timeline("timeline", points, title="Purchase timeline across online and store")
+    out["timeline"] = C.timeline("timeline", points, title="Purchase timeline across online and store", width=1200)
     return out
