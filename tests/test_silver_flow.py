@@ -346,3 +346,19 @@ def test_other_tables_refine(spark, settings):
     assert (move["movement_type"], move["quantity"], move["movement_date"]) == ("inbound", 100, D1)
     assert _quarantine(spark, settings, "silver.events") == {("events", 3): ["event_type_known"]}
     assert _quarantine(spark, settings, "silver.stores") == {("stores", 2): ["location_type_known"]}
+
+
+@pytest.mark.s3
+def test_refine_on_s3(spark, s3_settings):
+    """The same refine on an object store (moto S3): staging, Delta MERGE, quarantine and run records."""
+    from flows.refine import refine_day
+
+    _write_customers(spark, s3_settings)
+    [run] = refine_day(s3_settings, D1, tables=["customers"])
+    assert (run.rows_in, run.rows_out, run.rows_quarantined, run.rows_deduplicated) == (6, 2, 3, 1) and run.balanced
+    assert s3_settings.warehouse_root.startswith("s3://")
+    assert {r["source_customer_id"] for r in rows_of(spark, SILVER_CUSTOMERS, s3_settings)} == {"C1", "M1"}
+    assert len(_quarantine(spark, s3_settings, "silver.customers")) == 3
+    from lakehouse.storage import Storage
+
+    assert Storage(s3_settings).list_files(Storage(s3_settings).staging_dir(run.run_id, "refine"), recursive=True) == []
