@@ -9,7 +9,7 @@ response reflects one publication and in-flight requests finish on the snapshot 
 Index layout (memory stays columnar; no Python object per row):
 - customers: one Arrow table, row ``r``; lookups by golden id, source id, email, phone and name token + postcode go
   through :class:`HashIndex` (sorted 64-bit hashes + row numbers, verified against the row on a hit).
-- child tables (xref, metrics, loyalty, vouchers, subscriptions, per-channel and per-category sales): sorted by
+- child tables (xref, metrics, loyalty, vouchers, subscriptions, favourite categories from sales): sorted by
   customer row with an offsets array, so a customer's rows are one slice.
 """
 
@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -346,19 +346,32 @@ class ManifestInfo:
 class GoldSnapshot:
     """One publication's gold, indexed for point lookups; immutable once built."""
 
-    def __init__(self, manifest: ManifestInfo, tables: dict[str, pa.Table], *, load_seconds: float = 0.0) -> None:
+    def __init__(self, manifest: ManifestInfo, tables: Mapping[str, pa.Table] | Callable[[str], pa.Table | None]) -> None:
+        """Index ``tables`` (by qualified name), given as a mapping or as a reader called once per table.
+
+        With a reader, each table is read when its turn comes and its raw form is dropped once indexed, which keeps
+        the peak memory of a build near one raw table plus the index.
+        """
         t0 = time.perf_counter()
         self.manifest = manifest
         self.version = manifest.version
         self.loaded_at = dt.datetime.now(dt.timezone.utc)
-        self.phase_seconds: dict[str, float] = {"read": round(load_seconds, 3)}
+        self.phase_seconds: dict[str, float] = {"read": 0.0}
+        source = tables.get if isinstance(tables, Mapping) else tables
+
+        def read(name: str) -> pa.Table:
+            started = time.perf_counter()
+            table = source(name)
+            self.phase_seconds["read"] = round(self.phase_seconds["read"] + time.perf_counter() - started, 3)
+            return table if table is not None else pa.table({})
 
         def lap(phase: str, since: list[float] = [t0]) -> None:  # noqa: B006 - a tiny stopwatch
+            pa.default_memory_pool().release_unused()  # drop the phase's raw table before the next one is read
             now = time.perf_counter()
             self.phase_seconds[phase] = round(now - since[0], 3)
             since[0] = now
 
-        customers = conform(tables["gold.golden_customers"], CUSTOMER_COLUMNS, name="gold.golden_customers")
+        customers = conform(read("gold.golden_customers"), CUSTOMER_COLUMNS, name="gold.golden_customers")
         customers = customers.filter(pc.is_valid(customers.column("golden_id"))).combine_chunks()
         self.n = customers.num_rows
         self.customers = Columns(customers)
@@ -377,7 +390,7 @@ class GoldSnapshot:
             return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
         # Cross-reference: source id -> xref row -> customer; customer -> its source records.
-        xref = conform(tables.get("gold.customer_xref", pa.table({})), XREF_COLUMNS, name="gold.customer_xref")
+        xref = conform(read("gold.customer_xref"), XREF_COLUMNS, name="gold.customer_xref")
         xref = xref.append_column("_key", pc.binary_join_element_wise(xref.column("source_system"),
                                                                       xref.column("source_customer_id"), "\x1f"))
         xref, offsets = _group_by_customer(xref, crow_of(xref), self.n, encode=("source_system", "match_rule"))
@@ -400,28 +413,28 @@ class GoldSnapshot:
         lap("contacts")
 
         # One row per customer.
-        metrics = conform(tables.get("gold.customer_metrics", pa.table({})), METRIC_COLUMNS, name="gold.customer_metrics")
+        metrics = conform(read("gold.customer_metrics"), METRIC_COLUMNS, name="gold.customer_metrics")
         metrics, offsets = _group_by_customer(metrics, crow_of(metrics), self.n, encode=("customer_segment", "churn_risk"))
         self.metrics = Groups(metrics, offsets)
         self._segment_code = _codes(metrics, offsets, "customer_segment", SEGMENTS)
-        loyalty = conform(tables.get("gold.loyalty_scores", pa.table({})), LOYALTY_COLUMNS, name="gold.loyalty_scores")
+        loyalty = conform(read("gold.loyalty_scores"), LOYALTY_COLUMNS, name="gold.loyalty_scores")
         loyalty, offsets = _group_by_customer(loyalty, crow_of(loyalty), self.n, encode=("loyalty_tier",))
         self.loyalty = Groups(loyalty, offsets)
         self._tier_code = _codes(loyalty, offsets, "loyalty_tier", TIERS, lower=True)
         lap("metrics_loyalty")
 
         # Many rows per customer.
-        vouchers = conform(tables.get("gold.voucher_recommendations", pa.table({})), VOUCHER_COLUMNS,
+        vouchers = conform(read("gold.voucher_recommendations"), VOUCHER_COLUMNS,
                            name="gold.voucher_recommendations")
         self.vouchers = Groups(*_group_by_customer(
             vouchers, crow_of(vouchers), self.n, then_by=(_sort_key(vouchers, "rank"),),
             encode=("sku", "product_name", "category_l1", "reason")))
-        subs = conform(tables.get("gold.subscription_candidates", pa.table({})), SUBSCRIPTION_COLUMNS,
+        subs = conform(read("gold.subscription_candidates"), SUBSCRIPTION_COLUMNS,
                        name="gold.subscription_candidates")
         self.subscriptions = Groups(*_group_by_customer(
             subs, crow_of(subs), self.n, then_by=(_sort_key(subs, "next_expected_date"),), encode=("sku", "product_name")))
         lap("vouchers_subscriptions")
-        self.categories = self._favourite_categories(tables.get("gold.fact_sales"), crow_of)
+        self.categories = self._favourite_categories(read("gold.fact_sales"), crow_of)
         lap("categories")
 
         # Listing filters: tier and segment code per customer row, and per value the positions in golden id order.
@@ -430,8 +443,7 @@ class GoldSnapshot:
         self._segment_positions = {i: np.flatnonzero(self._segment_code[self._order] == i).astype(np.int32)
                                    for i in range(len(SEGMENTS))}
         lap("listing")
-        pa.default_memory_pool().release_unused()
-        self.load_seconds = round(load_seconds + (time.perf_counter() - t0), 3)
+        self.load_seconds = round(time.perf_counter() - t0, 3)
 
     # -- building ------------------------------------------------------------------------------------------------
     def _name_index(self, customers: pa.Table, postcodes: pa.Array) -> HashIndex:
@@ -649,27 +661,26 @@ def read_published_table(settings: Settings, location: str, delta_version: int, 
 
 
 def load_snapshot(settings: Settings, manifest: Any) -> GoldSnapshot:
-    """Read every table the API serves at the manifest's versions and index them."""
-    t0 = time.perf_counter()
-    tables: dict[str, pa.Table] = {}
-    for name, columns in _TABLE_COLUMNS.items():
+    """Read every table the API serves at the manifest's versions (one at a time) and index them."""
+    for name in REQUIRED_TABLES:
+        if name not in manifest.tables:
+            raise GoldUnavailable(f"publication v{manifest.version} does not include {name}; the API cannot serve it")
+
+    def read(name: str) -> pa.Table | None:
         ref = manifest.tables.get(name)
         if ref is None:
-            if name in REQUIRED_TABLES:
-                raise GoldUnavailable(f"publication v{manifest.version} does not include {name}; the API cannot serve it")
-            continue
+            return None
         try:
-            tables[name] = read_published_table(settings, ref.location, int(ref.delta_version), list(columns),
-                                                only_sales=name == "gold.fact_sales")
-        except GoldUnavailable:
-            raise
+            return read_published_table(settings, ref.location, int(ref.delta_version), list(_TABLE_COLUMNS[name]),
+                                        only_sales=name == "gold.fact_sales")
         except Exception as exc:  # noqa: BLE001 - a storage or log error becomes one sentence
             raise GoldUnavailable(
                 f"cannot read {name} at Delta version {ref.delta_version} from {ref.location} "
                 f"(publication v{manifest.version}): {exc.__class__.__name__}: {exc}"
             ) from None
+
     info = ManifestInfo(int(manifest.version), str(manifest.published_at), str(manifest.run_id), str(manifest.run_date))
-    return GoldSnapshot(info, tables, load_seconds=time.perf_counter() - t0)
+    return GoldSnapshot(info, read)
 
 
 def _release_memory() -> None:
