@@ -171,7 +171,7 @@ def to_spark(spark, pdf: pd.DataFrame):
 
 
 # -- runs --------------------------------------------------------------------------------------------------------------
-def run_generated(size: int, work: Path, use_pipeline: bool, seed: int) -> dict:
+def run_generated(size: int, work: Path, use_pipeline: bool, seed: int, incremental: bool = True) -> dict:
     """Generate ~``size`` customer records over two days; full build on day 1+2, then day 1 + incremental day 2."""
     from flows.identity import resolve_customers
     from generator import generate
@@ -213,6 +213,12 @@ def run_generated(size: int, work: Path, use_pipeline: bool, seed: int) -> dict:
     joined = xref.merge(truth, on=["source_system", "source_customer_id"], how="inner")
     acc = accuracy(joined["golden_id"], joined["person_id"])
 
+    result = {
+        "target_records": size, "records": n_records, "generated_people": people, "input": source,
+        "generate_s": round(gen_s, 1), "full_build_s": round(full_s, 1), "full_build": full, "accuracy": acc,
+    }
+    if not incremental:
+        return result
     # Day 1, then day 2 incrementally (the timing of a daily run).
     inc_settings = load_settings(data_root=str(root / "incremental"))
     from pyspark.sql import functions as F
@@ -227,8 +233,7 @@ def run_generated(size: int, work: Path, use_pipeline: bool, seed: int) -> dict:
     both = xref.merge(inc_xref, on=["source_system", "source_customer_id"], suffixes=("_full", "_inc"))
     same_partition = accuracy(both["golden_id_inc"], both["golden_id_full"])["exact_cluster_share"] == 1.0
     return {
-        "target_records": size, "records": n_records, "generated_people": people, "input": source,
-        "generate_s": round(gen_s, 1), "full_build_s": round(full_s, 1), "full_build": full, "accuracy": acc,
+        **result,
         "incremental": {
             "day1_s": round(day1_s, 1), "day2_s": round(day2_s, 1), "day2": day2, "day1_records": day1["records"],
             "same_identities_as_full_build": bool(same_partition),
@@ -284,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-dir", default="/tmp/lakehouse-bench-identity")
     ap.add_argument("--input", choices=("pipeline", "landing"), default="pipeline")
     ap.add_argument("--no-olist", action="store_true")
+    ap.add_argument("--incremental-max", type=int, default=200000,
+                    help="also time day 1 + an incremental day 2 for sizes up to this (each is another build)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "identity.json"))
     args = ap.parse_args(argv)
@@ -303,12 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         print(f"identity bench: {size:,} generated records ...", file=sys.stderr, flush=True)
-        r = run_generated(size, work, args.input == "pipeline", args.seed)
+        r = run_generated(size, work, args.input == "pipeline", args.seed, incremental=size <= args.incremental_max)
         results["generated"].append(r)
         a = r["accuracy"]
-        print(f"  {r['records']:,} records ({r['input']}): full build {r['full_build_s']} s, "
-              f"day1 {r['incremental']['day1_s']} s + incremental day2 {r['incremental']['day2_s']} s "
-              f"(same identities: {r['incremental']['same_identities_as_full_build']})")
+        line = f"  {r['records']:,} records ({r['input']}): full build {r['full_build_s']} s"
+        if "incremental" in r:
+            line += (f", day1 {r['incremental']['day1_s']} s + incremental day2 {r['incremental']['day2_s']} s "
+                     f"(same identities: {r['incremental']['same_identities_as_full_build']})")
+        print(line, flush=True)
         print(f"  pairwise P {a['pairwise_precision']:.4f} R {a['pairwise_recall']:.4f} F1 {a['pairwise_f1']:.4f} | "
               f"B-cubed P {a['bcubed_precision']:.4f} R {a['bcubed_recall']:.4f} | exact clusters {a['exact_cluster_share']:.4f}",
               flush=True)
