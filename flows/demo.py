@@ -38,7 +38,7 @@ def summary_lines(results: list[DayResult], settings: Settings) -> list[str]:
     for res in results:
         for layer, runs in res.runs.items():
             rin, rout, quar, dedup = _totals(runs)
-            secs = sum(float(r.duration_s) for r in runs)
+            secs = res.layer_seconds.get(layer, sum(float(r.duration_s) for r in runs))
             lines.append(f"{res.day}  {layer:<7} {len(runs):>7} {rin:>12,} {rout:>12,} {quar:>12,} {dedup:>13,} {secs:>9.1f}")
     try:
         from lakehouse.manifest import latest_manifest

@@ -204,6 +204,7 @@ class DayResult:
 
     day: dt.date
     runs: dict[str, list[TableRun]] = field(default_factory=dict)
+    layer_seconds: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
     manifest_version: int | None = None
 
@@ -244,6 +245,7 @@ def run_day(
             if i:
                 lock.renew()
             kwargs = {"sources": sources, "entities": entities} if layer == "ingest" else {"tables": tables}
+            started = time.perf_counter()
             try:
                 runs = run_layer(settings, layer, day, runner=runner, **kwargs)
             except Exception as exc:
@@ -251,6 +253,7 @@ def run_day(
                     on_failure(layer, day, exc)
                 raise
             result.runs[layer] = runs
+            result.layer_seconds[layer] = time.perf_counter() - started
             if on_layer is not None:
                 on_layer(layer, day, runs)
     result.duration_s = time.perf_counter() - t0

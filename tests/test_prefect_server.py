@@ -69,8 +69,9 @@ def prefect_server(tmp_path_factory):
         "PREFECT_LOGGING_LEVEL": "INFO",
     }
     log = open(base / "server.log", "w")
+    # `lakehouse server` execs `prefect server start --host 127.0.0.1 --port P` (telemetry off), so PID is the server's
     proc = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [str(BIN / "lakehouse"), "server", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -129,6 +130,12 @@ def fake_layers(monkeypatch):
     for name, module in fake.modules().items():
         monkeypatch.setitem(sys.modules, name, module)
     return fake
+
+
+def test_server_runs_with_telemetry_off_and_its_home_in_tmp(prefect_server):
+    settings = httpx.get(f"{prefect_server.url}/admin/settings", timeout=10).json()
+    assert settings["server"]["analytics_enabled"] is False
+    assert settings["home"] == prefect_server.env["PREFECT_HOME"]
 
 
 def test_pipeline_flow_posts_artifacts_and_tags_runs_with_its_flow_run_id(prefect_api, settings, fake_layers, monkeypatch):
