@@ -4,7 +4,8 @@ They are thin: :mod:`flows.orchestration` sequences the plain layer functions, a
 unit a Prefect task (one per source for ingest, one per silver table for refine, one per day for publish), retries
 units on I/O errors only, tags run rows with the flow run id, and posts artifacts (a markdown summary and a table of
 counts per layer, a link to the rebuilt data docs).
-Parameters are dates and table names. ``<flow>.fn(...)`` runs the same code with no Prefect server: units are then
+Parameters are dates and table names. ``<flow>.fn(...)`` (or ``python -m flows.prefect_flows pipeline day=2026-01-03``)
+runs the same code with no Prefect server: units are then
 called directly and no artifacts are posted.
 """
 
@@ -354,3 +355,31 @@ def backfill(start: dt.date, end: dt.date, backfill_id: str | None = None, resum
 
 
 FLOWS = {"ingest": ingest, "refine": refine, "publish": publish, "pipeline": pipeline, "backfill": backfill}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.prefect_flows <flow> key=value ...``: run a flow's code in-process, with no Prefect server."""
+    import json
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in FLOWS:
+        print(f"usage: python -m flows.prefect_flows {{{','.join(FLOWS)}}} [key=value ...]", file=sys.stderr)
+        return 2
+    params = {}
+    for item in args[1:]:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    try:
+        print(json.dumps(FLOWS[args[0]].fn(**params), default=str, indent=2))
+    except LakehouseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # python -m flows.prefect_flows pipeline day=2026-01-03
+    raise SystemExit(main())

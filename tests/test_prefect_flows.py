@@ -313,6 +313,8 @@ def test_flows_run_as_plain_python_without_a_server(settings, fake_layers, monke
     assert out["day"] == "2026-01-03" and set(out["tables"]) == set(orch.LAYERS)
     out = prefect_flows.backfill.fn(start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 2))
     assert out["ran"] == ["2026-01-01", "2026-01-02"]
+    assert prefect_flows.main(["refine", "day=2026-01-04", 'tables=["orders"]']) == 0  # python -m flows.prefect_flows
+    assert ("refine", dt.date(2026, 1, 4), "orders") in fake_layers.calls
     assert set(fake_layers.flow_run_ids) == {None}
 
 
