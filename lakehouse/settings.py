@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -24,9 +25,14 @@ class Settings(BaseSettings):
     warehouse_root: str | None = None
     truth_root: str | None = None
 
-    # Engine: empty means an embedded Sail server on 127.0.0.1 with a free port.
+    # Engine: empty means an embedded Sail server on 127.0.0.1 with a free port; ``local[N]`` starts a local Apache
+    # Spark Connect server (JVM ``pyspark`` package and Java 17 needed: the conformance run and the benchmark).
     spark_remote: str | None = Field(default=None)
     spark_connect_timeout_s: float = 10.0
+    # Table format: ``delta`` (the engine reads and writes Delta) or ``parquet`` (the engine reads and writes plain
+    # Parquet and lakehouse commits the files to each table's Delta log with delta-rs; for engines without Delta,
+    # local paths only; see lakehouse/parquet_tables.py).
+    table_format: Literal["delta", "parquet"] = "delta"
 
     # S3 (used whenever a root is s3://...). Sail reads these from the environment at server start.
     s3_endpoint_url: str | None = None
@@ -52,8 +58,12 @@ class Settings(BaseSettings):
     def _check_remote(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
+        if re.fullmatch(r"local(\[(\d+|\*)\])?", value):
+            return value
         if not value.startswith("sc://"):
-            raise ValueError(f"spark_remote must be a Spark Connect URL like sc://host:15002, got {value!r}")
+            raise ValueError(
+                f"spark_remote must be a Spark Connect URL like sc://host:15002 (or local[2] for a local Apache Spark), got {value!r}"
+            )
         return value
 
     @model_validator(mode="after")

@@ -44,6 +44,75 @@ def _check_reachable(url: str, timeout_s: float) -> None:
         ) from None
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: Spark conf of a local Apache Spark (``spark_remote=local[N]``): sized for a small machine, no UI, Parquet timestamps
+#: as INT64 micros (what Delta and delta-rs expect). ``LAKEHOUSE_SPARK_DRIVER_MEMORY`` overrides the driver heap.
+LOCAL_SPARK_CONF: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+class _LocalApacheSpark:
+    """A local Apache Spark (JVM) with its Spark Connect server on 127.0.0.1 and a free port (what
+    ``SparkSession.builder.remote("local[N]")`` starts, but never on the fixed port 15002)."""
+
+    def __init__(self, master: str) -> None:
+        try:
+            from pyspark import SparkConf, SparkContext
+        except ImportError:
+            raise EngineUnreachable(
+                f"SPARK_REMOTE {master} needs the JVM pyspark package (pip install pyspark==4.2.0 in its own virtualenv; "
+                "see the README) and Java 17"
+            ) from None
+        import multiprocessing
+        import sys
+        import uuid
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("SPARK_CONNECT_AUTHENTICATE_TOKEN", uuid.uuid4().hex)
+        cores = multiprocessing.cpu_count() if "*" in master else int(master[6:-1] or 1) if "[" in master else 1
+        self.port = _free_port()
+        conf = SparkConf(loadDefaults=True).setMaster(master).setAppName("lakehouse")
+        conf.setAll(list(LOCAL_SPARK_CONF.items()))
+        conf.setAll([
+            ("spark.driver.memory", os.environ.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "4g")),
+            ("spark.sql.shuffle.partitions", str(max(2, 2 * cores))),
+            ("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin"),
+            ("spark.connect.grpc.binding.address", "127.0.0.1"),
+            ("spark.connect.grpc.binding.port", str(self.port)),
+        ])
+        self._sc = SparkContext.getOrCreate(conf)
+        # The client sends the token over local credentials only to "localhost".
+        self.remote = f"sc://localhost:{self.port}"
+
+    def session(self):
+        """A Spark Connect client session to this server (the JVM package's ``SparkSession`` would refuse one
+        beside its own SparkContext, so the Connect class is used directly)."""
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # pyspark.sql.functions build Connect columns
+        return ConnectSession.builder.remote(self.remote).getOrCreate()
+
+    @property
+    def jvm_pid(self) -> int | None:
+        """The JVM's process id (for CPU and memory accounting)."""
+        proc = getattr(getattr(self._sc, "_gateway", None), "proc", None)
+        return getattr(proc, "pid", None)
+
+    def stop(self) -> None:
+        """Stop the JVM's Spark context (and its Connect server)."""
+        self._sc.stop()
+
+
 def _quiet_sail_logs() -> None:
     # Sail logs every session open/close at INFO through RUST_LOG; keep warnings only unless the user chose.
     os.environ.setdefault("RUST_LOG", "warn")
@@ -63,7 +132,10 @@ def get_spark(settings: Settings | None = None):
         for key, value in settings.s3_env().items():
             os.environ[key] = value
         server = None
-        if settings.spark_remote:
+        if settings.spark_remote and settings.spark_remote.startswith("local"):
+            server = _LocalApacheSpark(settings.spark_remote)
+            remote = server.remote
+        elif settings.spark_remote:
             remote = settings.spark_remote
             _check_reachable(remote, settings.spark_connect_timeout_s)
         else:
@@ -75,12 +147,19 @@ def get_spark(settings: Settings | None = None):
             host, port = server.listening_address
             remote = f"sc://{host}:{port}"
         try:
-            spark = SparkSession.builder.remote(remote).getOrCreate()
+            if isinstance(server, _LocalApacheSpark):
+                spark = server.session()
+            else:
+                spark = SparkSession.builder.remote(remote).getOrCreate()
             spark.conf.set("spark.sql.session.timeZone", "UTC")
         except Exception as exc:  # noqa: BLE001 - turn a gRPC failure into a sentence
             if server is not None:
                 server.stop()
             raise EngineUnreachable(f"could not open a Spark Connect session at {remote}: {exc}") from None
+        if settings.table_format == "parquet":
+            from lakehouse import parquet_tables
+
+            parquet_tables.install(spark, settings)
         _engine = _Engine(spark=spark, server=server, remote=remote, started_s=time.perf_counter() - t0)
         return spark
 
@@ -90,7 +169,8 @@ def engine_info() -> dict[str, object]:
     if _engine is None:
         return {"engine": None}
     return {
-        "engine": "sail-embedded" if _engine.server is not None else "spark-connect",
+        "engine": ("spark-local" if isinstance(_engine.server, _LocalApacheSpark)
+                   else "sail-embedded" if _engine.server is not None else "spark-connect"),
         "remote": _engine.remote,
         "startup_s": round(_engine.started_s, 3),
     }
