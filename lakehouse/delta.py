@@ -3,6 +3,9 @@
 Writes never use ``partitionOverwriteMode=dynamic`` (Sail ignores it and overwrites the whole table): replacing a
 slice is ``replaceWhere`` or ``DELETE`` + append. Row counts for accounting come from scanning data, not from
 ``count()`` on a bare Delta scan, which may be answered from log statistics.
+
+With ``LAKEHOUSE_TABLE_FORMAT=parquet`` (engines without Delta Lake) every function here keeps its meaning, but the
+engine only reads and writes Parquet and the Delta log is committed by delta-rs: see :mod:`lakehouse.parquet_tables`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ from lakehouse.faults import crash_point
 from lakehouse.settings import Settings
 
 _view_ids = itertools.count()
+
+
+def _parquet(settings: Settings):
+    """The parquet table-format module when the settings ask for it, else None."""
+    if getattr(settings, "table_format", "delta") != "parquet":
+        return None
+    from lakehouse import parquet_tables
+
+    return parquet_tables
 
 
 def table_exists(spec: TableSpec, settings: Settings) -> bool:
@@ -35,6 +47,8 @@ def table_version(spec: TableSpec, settings: Settings) -> int | None:
 
 def read_table(spark, spec: TableSpec, settings: Settings, version: int | None = None):
     """The table as a DataFrame (optionally at a version)."""
+    if (pt := _parquet(settings)) is not None:
+        return pt.read(spark, spec.location(settings), version)
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
@@ -50,6 +64,10 @@ def read_or_empty(spark, spec: TableSpec, settings: Settings, schema: str):
 
 def append(df, spec: TableSpec, settings: Settings, *, merge_schema: bool = True) -> None:
     """Append rows (new columns are added to the table schema when ``merge_schema``)."""
+    if (pt := _parquet(settings)) is not None:
+        pt.write(df, spec.location(settings), mode="append", merge_schema=merge_schema)
+        crash_point("delta.committed")
+        return
     writer = df.write.format("delta").mode("append")
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
@@ -61,6 +79,11 @@ def append(df, spec: TableSpec, settings: Settings, *, merge_schema: bool = True
 
 def overwrite(df, spec: TableSpec, settings: Settings, *, replace_where: str | None = None) -> None:
     """Overwrite the table, or only the rows matching ``replace_where`` when given."""
+    if (pt := _parquet(settings)) is not None:
+        pt.write(df, spec.location(settings), mode="overwrite", replace_where=replace_where,
+                 overwrite_schema=replace_where is None)
+        crash_point("delta.committed")
+        return
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true" if replace_where is None else "false")
     if replace_where is not None:
         writer = writer.option("replaceWhere", replace_where)
@@ -103,15 +126,21 @@ def merge_upsert(
     view = temp_view(source_df, "merge_src")
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     when_matched = f"WHEN MATCHED AND ({update_condition}) THEN UPDATE SET *" if update_condition else "WHEN MATCHED THEN UPDATE SET *"
-    spark.sql(
-        f"MERGE INTO {sql_ref(spec, settings)} t USING {view} s ON {on} {when_matched} WHEN NOT MATCHED THEN INSERT *"
-    )
+    statement = f"MERGE INTO {sql_ref(spec, settings)} t USING {view} s ON {on} {when_matched} WHEN NOT MATCHED THEN INSERT *"
+    if (pt := _parquet(settings)) is not None:
+        pt.merge(spark, statement)
+    else:
+        spark.sql(statement)
     spark.catalog.dropTempView(view)
     crash_point("delta.committed")
 
 
 def delete_where(spark, spec: TableSpec, settings: Settings, predicate: str) -> None:
     """DELETE rows matching a SQL predicate (no-op when the table does not exist)."""
+    if (pt := _parquet(settings)) is not None:
+        if table_exists(spec, settings) and pt.delete(spark, spec.location(settings), predicate):
+            crash_point("delta.committed")
+        return
     if table_exists(spec, settings):
         spark.sql(f"DELETE FROM {sql_ref(spec, settings)} WHERE {predicate}")
         crash_point("delta.committed")
