@@ -49,7 +49,8 @@ POSTCODE_CASES = [
     ("EC1A1BB", "EC1A 1BB"), ("d02x285", "D02 X285"), ("75001", "75001"), ("35182", "35182"),
     ("1234 ab", "1234 AB"), ("", None), (None, None),
 ]
-NAME_CASES = [("  mARY  ann ", "Mary Ann"), ("JOHN", "John"), ("smith-jones", "Smith-Jones"), ("", None), (None, None)]
+NAME_CASES = [("  mARY  ann ", "Mary Ann"), ("JOHN", "John"), ("smith-jones", "Smith-Jones"), ("", None), (None, None),
+              ("o'BRIEN", "O'Brien"), ("st.john 2nd", "St.John 2nd"), ("élodie-ann", "Élodie-Ann")]
 FULL_NAME_CASES = [  # (full name, first, last)
     ("Smith, Jane", "Jane", "Smith"),
     ("  smith ,  jane ", "Jane", "Smith"),

@@ -110,14 +110,25 @@ def postcode_value(c: Column | str) -> Column:
     )
 
 
+_WORD_MARK = "\u2063"  # INVISIBLE SEPARATOR: inserted (with a space) after punctuation, removed after initcap
+
+
+def capitalize_words(c: Column | str) -> Column:
+    """Lower-case, then capitalise the first letter after the start, a space or any punctuation ("o'brien-smith" ->
+    "O'Brien-Smith"), the same on every engine (Spark's ``initcap`` starts words only after spaces, Sail's after any
+    non-alphanumeric character: a space and a marker after each punctuation mark make both see the same words)."""
+    marked = F.regexp_replace(F.lower(_col(c)), r"([^\p{L}\p{N}\s])", "$1" + _WORD_MARK + " ")
+    return F.regexp_replace(F.initcap(marked), _WORD_MARK + " ", "")
+
+
 def person_name_value(c: Column | str) -> Column:
     """A person's name trimmed, inner spaces collapsed, capitalised per word ("  mARY  ann" -> "Mary Ann")."""
-    return F.initcap(F.lower(clean_text(_col(c))))
+    return capitalize_words(clean_text(_col(c)))
 
 
 def place_name_value(c: Column | str) -> Column:
     """A town or city trimmed, spaces collapsed, capitalised per word ("  rio de  janeiro" -> "Rio De Janeiro")."""
-    return F.initcap(F.lower(clean_text(_col(c))))
+    return capitalize_words(clean_text(_col(c)))
 
 
 def split_full_name(c: Column | str) -> tuple[Column, Column]:
