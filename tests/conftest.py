@@ -58,9 +58,41 @@ def moto_endpoint():
             proc.kill()
 
 
+#: ``LAKEHOUSE_TEST_ENGINE=spark-jvm`` runs the session on a local Apache Spark (JVM) instead of Sail: the conformance
+#: run (tests/test_conformance.py) starts pytest that way in the .venv-spark virtualenv. Only tests that need nothing
+#: but the ``spark`` fixture (pure transforms on tiny frames) run then; tests that also use tmp_path, settings or S3
+#: (Delta I/O) and tests marked ``needs_sail`` are deselected.
+TEST_ENGINE = os.environ.get("LAKEHOUSE_TEST_ENGINE", "sail")
+CONFORMANCE_EXCLUDED_FIXTURES = frozenset({"settings", "s3_settings", "moto_endpoint", "tmp_path", "tmp_path_factory"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the JVM engine, keep only the pure transform tests (see TEST_ENGINE)."""
+    if TEST_ENGINE != "spark-jvm":
+        return
+    keep, drop = [], []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        pure = "spark" in names and not names & CONFORMANCE_EXCLUDED_FIXTURES
+        (keep if pure and item.get_closest_marker("needs_sail") is None else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
-def spark(moto_endpoint):
-    """The one embedded Sail session of the test run (it sees the moto S3 endpoint)."""
+def spark(request):
+    """The one Spark session of the test run: embedded Sail (seeing the moto S3 endpoint), or Apache Spark on the JVM
+    when LAKEHOUSE_TEST_ENGINE=spark-jvm."""
+    from lakehouse.settings import load_settings
+    from lakehouse.spark import get_spark, stop_spark
+
+    if TEST_ENGINE == "spark-jvm":
+        session = get_spark(load_settings(spark_remote="local[2]"))
+        yield session
+        stop_spark()
+        return
+    moto_endpoint = request.getfixturevalue("moto_endpoint")
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": MOTO_KEY,
@@ -71,9 +103,6 @@ def spark(moto_endpoint):
             "AWS_ALLOW_HTTP": "true",
         }
     )
-    from lakehouse.settings import load_settings
-    from lakehouse.spark import get_spark, stop_spark
-
     session = get_spark(load_settings(spark_remote=None))
     yield session
     stop_spark()
