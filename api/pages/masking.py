@@ -15,7 +15,7 @@ from api.views import MASK, mask_email, mask_phone, mask_postcode
 
 PII_KEY = re.compile(r"e_?mail|phone|mobile|telephone|address|post_?code|zip|birth|dob", re.IGNORECASE)
 EMAIL = re.compile(r"[^\s\"'<>(),;:=@\[\]{}]+@[^\s\"'<>(),;:=@\[\]{}]+")
-PHONE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d[\d ().\-/]{7,}\d(?![\w])")
+PHONE = re.compile(r"(?<![\w.\-/])(?:\+|00)?\(?\d[\d ().\-/]{7,}\d(?![\w])")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}/\d{2}/\d{4}")
 RAW_HIDDEN = "[raw line hidden: it may hold personal data; a key with the pii scope shows it]"
 

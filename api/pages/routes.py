@@ -279,6 +279,9 @@ async def search(request: Request) -> Response:
     query = (form.get("q") or "").strip()[:100]
     postcode = (form.get("postcode") or "").strip()[:16]
     mode, results, more = await run_in_threadpool(search_customers, page, query, postcode)
+    if not page.pii:  # never echo contact details to a key that may not see them
+        query = query if mode == "name" or mode == "name and postcode" else ""
+        postcode = ""
     return _page(page, "customers.html", active="customers", title="Customers", query=query, postcode=postcode,
                  mode=mode, results=results, more=more, top=_top_customers(page))
 
