@@ -301,14 +301,15 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
         read.append(feed.bronze.qualified)
         frames.append(_build(feed, bronze))
     if not frames or rows_in == 0:
-        run.message = "no bronze table feeds it yet" if not frames else "no bronze rows for this day"
+        notes = _propagate_headers(spark, settings, run_id, day) if table.name == "order_lines" else []
+        run.message = "; ".join(["no bronze table feeds it yet" if not frames else "no bronze rows for this day", *notes])
         run.duration_s = time.perf_counter() - started
         return run
     batch = to_batch(_enrich(spark, settings, table, _union(frames), day), table=table)
     staging = Storage(settings).staging_dir(run_id, f"refine/{table.name}-{uuid.uuid4().hex[:8]}")
     try:
         _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_day=day, staging=staging)
-        notes = _propagate_headers(spark, settings, run_id) if table.name == "order_lines" else []
+        notes = _propagate_headers(spark, settings, run_id, day) if table.name == "order_lines" else []
     finally:
         run.duration_s = time.perf_counter() - started
     run.message = "; ".join([*(["from " + ", ".join(read)]), *notes, *([run.message] if run.message else [])])
@@ -327,10 +328,11 @@ def _merge_columns(spark, settings: Settings, spec: TableSpec, df: DataFrame, ke
         spark.catalog.dropTempView(view)
 
 
-def _propagate_headers(spark, settings: Settings, run_id: str) -> list[str]:
-    """After the lines of a run are merged: lines of orders this run rewrote take their header again (a later
-    cancellation turns them ``cancelled``), and online orders touched by this run get the sum of their lines as
-    ``order_total``. Only rows whose content changes are rewritten (row_hash recomputed), so a rerun changes nothing."""
+def _propagate_headers(spark, settings: Settings, run_id: str, day: dt.date) -> list[str]:
+    """After the lines of a day are merged: lines of the orders that came from this day (or were written by this
+    run) take their header again (a later cancellation turns them ``cancelled``), and those orders and the orders of
+    the day's lines get the sum of their lines as ``order_total`` (online orders carry none). Only rows whose content
+    changes are rewritten (row_hash recomputed): a rerun changes nothing, and a rerun after a crash finishes the job."""
     from transforms.silver.dedupe import add_row_hash
 
     orders_t, lines_t = TABLES["orders"], TABLES["order_lines"]
@@ -341,7 +343,8 @@ def _propagate_headers(spark, settings: Settings, run_id: str) -> list[str]:
     okeys = ["source_system", "order_id"]
     orders = delta.read_table(spark, orders_spec, settings)
     lines = delta.read_table(spark, lines_spec, settings)
-    rewritten = orders.where(F.col("_run_id") == run_id).select(*okeys)
+    of_day = (F.col("ingest_date") == F.lit(day.isoformat()).cast("date")) | (F.col("_run_id") == run_id)
+    rewritten = orders.where(of_day).select(*okeys)
     stale = lines.join(rewritten, on=okeys, how="left_semi").where(F.col("_run_id") != run_id)
     refreshed = add_row_hash(E.attach_order_headers(stale.withColumnRenamed("row_hash", "_old_hash"), headers=orders),
                              columns=lines_t.columns)
@@ -355,7 +358,7 @@ def _propagate_headers(spark, settings: Settings, run_id: str) -> list[str]:
     crash_point("refine.lines_refreshed")
 
     lines = delta.read_table(spark, lines_spec, settings)
-    touched = lines.where(F.col("_run_id") == run_id).select(*okeys).union(rewritten).distinct()
+    touched = lines.where(of_day).select(*okeys).union(rewritten).distinct()
     totals = (lines.join(touched, on=okeys, how="left_semi").groupBy(*okeys)
               .agg(F.sum("line_total").cast("decimal(12,2)").alias("_total")))
     online = orders.where(F.col("source_kind") == "online").join(totals, on=okeys, how="inner")
@@ -486,7 +489,7 @@ def _replay_table_day(spark, settings: Settings, table: SilverTable, held: DataF
         _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_day=None, staging=staging,
                      held=held)
         if table.name == "order_lines":
-            run.message = "; ".join([run.message, *_propagate_headers(spark, settings, run_id)])
+            run.message = "; ".join([run.message, *_propagate_headers(spark, settings, run_id, day)])
     finally:
         run.duration_s = time.perf_counter() - started
     return run

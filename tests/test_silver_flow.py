@@ -239,9 +239,17 @@ def test_replay_releases_lines_whose_header_arrived(spark, settings):
 
     _write_sales_day1(spark, settings)
     refine_day(settings, D1, tables=SALES_TABLES)
-    write_bronze(spark, settings, "online", "orders", [_order("O9", customer="C9")], day=D2, file="f-0002.csv",
-                 ingested_at=LATER)
+    write_bronze(spark, settings, "online", "orders", [
+        _order("O9", customer="C9"),
+        # O1 is cancelled a day later: its stored lines follow their header
+        {**_order("O1", status="cancelled"), "updated_at": "2026-01-04T08:00:00Z"},
+    ], day=D2, file="f-0002.csv", ingested_at=LATER)
     refine_day(settings, D2, tables=SALES_TABLES)
+    o1_lines = [r for r in rows_of(spark, SILVER_ORDER_LINES, settings) if r["order_id"] == "O1"]
+    assert {(r["line_number"], r["line_type"], r["order_status"]) for r in o1_lines} == {
+        (1, "cancelled", "cancelled"), (2, "cancelled", "cancelled")}
+    [o1] = [r for r in rows_of(spark, SILVER_ORDERS, settings) if r["order_id"] == "O1"]
+    assert (o1["status"], o1["order_total"]) == ("cancelled", Decimal("24.00"))
     runs = replay_quarantine(settings, tables=["order_lines"])
     [run] = runs
     assert (run.rows_in, run.rows_out, run.rows_quarantined, run.rows_deduplicated) == (4, 1, 3, 0) and run.balanced
