@@ -390,11 +390,12 @@ def refine_day(settings: Settings, day: dt.date | str, *, tables: Iterable[str] 
                run_id: str | None = None) -> list[TableRun]:
     """Bronze -> silver for every (or the named) silver table for one day; records and returns the table runs."""
     day = parse_date(day)
+    selected = _selected(tables)  # an unknown table name fails before the engine starts
     spark = get_spark(settings)
     run_id = run_id or new_run_id("refine")
     runs: list[TableRun] = []
     try:
-        for table in _selected(tables):
+        for table in selected:
             try:
                 runs.append(refine_table(spark, settings, table, day, run_id=run_id))
             except (AccountingError, QualityGateFailed) as exc:
@@ -426,12 +427,13 @@ def replay_quarantine(settings: Settings, *, tables: Iterable[str] | None = None
     marked released; the rest stay quarantined (their failed rules updated). One run record per table and day."""
     from lakehouse import quarantine as Q
 
+    selected = _selected(tables)
     spark = get_spark(settings)
     run_id = run_id or new_run_id("replay")
     day_set = {parse_date(d) for d in days} if days else None
     runs: list[TableRun] = []
     try:
-        for table in _selected(tables):
+        for table in selected:
             held = Q.read_quarantine(spark, settings, source_table=table.qualified)
             if day_set:
                 held = held.where(F.col("ingest_date").isin([d.isoformat() for d in day_set]))

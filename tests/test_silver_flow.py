@@ -370,3 +370,25 @@ def test_refine_on_s3(spark, s3_settings):
     from lakehouse.storage import Storage
 
     assert Storage(s3_settings).list_files(Storage(s3_settings).staging_dir(run.run_id, "refine"), recursive=True) == []
+
+
+def test_cli_refine_and_replay_commands(tmp_path):
+    """``lakehouse refine`` and ``lakehouse quarantine replay`` run from the command line; bad input is a sentence."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_REMOTE", "AWS_"))}
+    env["LAKEHOUSE_DATA_ROOT"] = str(tmp_path / "lh")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "lakehouse.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    ok = run("refine", "--start", "2026-01-03", "--end", "2026-01-04", "--table", "stores")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("silver.stores") == 2 and "no bronze table feeds it yet" in ok.stdout
+    replay = run("quarantine", "replay", "--table", "customers")
+    assert replay.returncode == 0 and "nothing held in quarantine" in replay.stdout
+    bad = run("refine", "--date", "2026-01-03", "--table", "nonsense")
+    assert bad.returncode == 2 and "unknown silver table 'nonsense'" in bad.stderr and "Traceback" not in bad.stderr
