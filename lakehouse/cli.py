@@ -313,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    from lakehouse import spark as engine
+
+    engine_was_running = engine.engine_info()["engine"] is not None
     try:
         code = args.func(args)
     except LakehouseError as exc:
@@ -322,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        from lakehouse.spark import stop_spark
-
-        stop_spark()
+        # Stop the engine this command started (client first, then the embedded server); an engine that was
+        # already running belongs to the caller (an embedding program or the test session) and stays up.
+        if not engine_was_running:
+            engine.stop_spark()
     if args.command not in ("info",):
         print(f"done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return code
