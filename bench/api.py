@@ -11,11 +11,12 @@ file). Load comes from ``wrk`` (Debian package ``wrk``), one thread, for three r
 
 and two load shapes:
 
-- **fixed rate ~1,000 req/s**: wrk has no rate option (that is wrk2), so each of 10 connections waits a fixed pause
-  after every response (wrk's Lua ``delay()``); a 3-second pilot calibrates the pause until the achieved rate is
-  ~1,000 req/s, then the measured run reports wrk's latency percentiles. wrk times a request from send to response,
-  without the pause; this is closed-loop, so a server stall delays later sends instead of queueing them
-  (coordinated omission): the p99 here is a lower bound of what an open-loop client at 1,000 req/s would see.
+- **fixed rate 1,000 req/s**: wrk has no rate option (that is wrk2), so the Lua script paces it: wrk's ``delay()``
+  hook hands out send slots 1 ms apart (a wall clock through LuaJIT's FFI ``gettimeofday``), shared by 32
+  connections on one wrk thread, so the aggregate rate is capped at 1,000 req/s; wrk reports latency percentiles.
+  wrk times a request from send to response; a slot missed while every connection waits on the server is dropped,
+  not queued (closed loop, coordinated omission), so the achieved rate is reported and the p99 is a lower bound of
+  what an open-loop client at 1,000 req/s would see.
 - **saturation**: 32 connections, no pause; requests/s and latency at the highest rate one worker sustains.
 
 Without ``wrk`` a Python asyncio generator (keep-alive HTTP/1.1, same shapes) is used instead; the JSON says which.
@@ -52,7 +53,7 @@ from lakehouse.settings import load_settings  # noqa: E402
 RESULTS = REPO / "bench" / "results" / "api.json"
 KEY = "lh_bench-key-0123456789abcdefghijklmnopqrstuvwxyzABC"
 TARGET_RATE = 1000
-FIXED_CONNECTIONS = 10
+FIXED_CONNECTIONS = 32
 SATURATION_CONNECTIONS = 32
 SCENARIOS = ("lookup", "search", "vouchers")
 
@@ -63,10 +64,28 @@ PATHS = {
     "vouchers": "/v1/customers/G%09d/vouchers",
 }
 
+PACER = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_usec; }} lh_timeval;
+int gettimeofday(lh_timeval *tv, void *tz);
+]]
+local tv = ffi.new("lh_timeval")
+local next_slot = 0
+local interval = 1000 / {rate}
+delay = function()
+  ffi.C.gettimeofday(tv, nil)
+  local now = tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
+  if next_slot < now then next_slot = now end
+  local wait = next_slot - now
+  next_slot = next_slot + interval
+  return wait
+end
+"""
+
 LUA = """
 wrk.headers["X-API-Key"] = "{key}"
 local counter = 0
-local pause = {pause_ms}
 request = function()
   counter = counter + 1
   local n = (counter * 104729 + {offset}) % {customers}
@@ -104,6 +123,25 @@ def proc_status(pid: int) -> dict[str, int]:
                 key, value = line.split(":", 1)
                 out[key] = int(value.split()[0]) * 1024
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_server_cpu(pid: int, measure):
+    """Run ``measure()`` and add the server's CPU time per request (contention-independent capacity estimate)."""
+    before = cpu_seconds(pid)
+    result = measure()
+    used = cpu_seconds(pid) - before
+    if result["requests"]:
+        result["server_cpu_ms_per_request"] = round(used * 1000 / result["requests"], 3)
+        result["server_cpu_share"] = round(used / result["seconds"], 2) if result["seconds"] else None
+        result["implied_req_per_s_per_free_core"] = round(result["requests"] / used) if used else None
+    return result
 
 
 def build_gold(data_root: Path, customers: int) -> dict:
@@ -193,12 +231,11 @@ def index_bytes(port: int) -> int | None:
 
 
 # -- wrk -------------------------------------------------------------------------------------------------------------
-def run_wrk(port: int, scenario: str, customers: int, *, connections: int, seconds: float, pause_ms: float,
+def run_wrk(port: int, scenario: str, customers: int, *, connections: int, seconds: float, rate: float | None,
             offset: int, workdir: Path) -> dict:
-    delay = f"delay = function() return {pause_ms:.3f} end" if pause_ms > 0 else ""
+    delay = PACER.format(rate=rate) if rate else ""
     script = workdir / f"{scenario}.lua"
-    script.write_text(LUA.format(key=KEY, pause_ms=pause_ms, offset=offset, customers=customers,
-                                 path=PATHS[scenario], delay=delay))
+    script.write_text(LUA.format(key=KEY, offset=offset, customers=customers, path=PATHS[scenario], delay=delay))
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", str(script),
            f"http://127.0.0.1:{port}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
@@ -206,10 +243,10 @@ def run_wrk(port: int, scenario: str, customers: int, *, connections: int, secon
     if line is None:
         raise RuntimeError(f"wrk gave no result: {out.stdout[-500:]} {out.stderr[-500:]}")
     raw = json.loads(line[len("WRKJSON "):])
-    return _summary(raw, connections, pause_ms, " ".join(cmd))
+    return _summary(raw, connections, rate, " ".join(cmd))
 
 
-def _summary(raw: dict, connections: int, pause_ms: float, command: str) -> dict:
+def _summary(raw: dict, connections: int, rate: float | None, command: str) -> dict:
     seconds = raw["duration_us"] / 1e6
     errors = raw["non_2xx"] + raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     return {
@@ -223,23 +260,35 @@ def _summary(raw: dict, connections: int, pause_ms: float, command: str) -> dict
         "max_ms": round(raw["max_us"] / 1000, 2),
         "errors": errors,
         "connections": connections,
-        "pause_ms": round(pause_ms, 3),
+        "rate_cap_req_per_s": rate,
         "command": command,
     }
 
 
 # -- Python fallback (no wrk) ---------------------------------------------------------------------------------------
-async def _python_load(port: int, scenario: str, customers: int, connections: int, seconds: float, pause_ms: float,
-                       offset: int) -> dict:
+async def _python_load(port: int, scenario: str, customers: int, connections: int, seconds: float,
+                       rate: float | None, offset: int) -> dict:
     latencies: list[float] = []
     errors = [0]
     stop_at = time.perf_counter() + seconds
     counter = [0]
+    next_slot = [time.perf_counter()]
+
+    async def pace() -> None:
+        """Shared send slots 1/rate apart (missed slots are dropped, like the wrk pacer)."""
+        now = time.perf_counter()
+        next_slot[0] = max(next_slot[0], now)
+        wait = next_slot[0] - now
+        next_slot[0] += 1.0 / rate
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < stop_at:
+                if rate:
+                    await pace()
                 counter[0] += 1
                 n = (counter[0] * 104729 + offset) % customers
                 path = PATHS[scenario] % n
@@ -256,8 +305,6 @@ async def _python_load(port: int, scenario: str, customers: int, connections: in
                 latencies.append(time.perf_counter() - t0)
                 if not head.startswith(b"HTTP/1.1 200"):
                     errors[0] += 1
-                if pause_ms > 0:
-                    await asyncio.sleep(pause_ms / 1000)
         finally:
             writer.close()
 
@@ -272,34 +319,19 @@ async def _python_load(port: int, scenario: str, customers: int, connections: in
     raw = {"requests": len(lat), "duration_us": int(elapsed * 1e6), "non_2xx": errors[0], "connect_errors": 0,
            "read_errors": 0, "write_errors": 0, "timeouts": 0, "p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99),
            "p999_us": pct(99.9), "max_us": int(lat[-1] * 1e6) if lat else 0}
-    return _summary(raw, connections, pause_ms, "python asyncio generator")
+    return _summary(raw, connections, rate, "python asyncio generator")
 
 
-def run_python(port: int, scenario: str, customers: int, *, connections: int, seconds: float, pause_ms: float,
+def run_python(port: int, scenario: str, customers: int, *, connections: int, seconds: float, rate: float | None,
                offset: int, workdir: Path) -> dict:
-    return asyncio.run(_python_load(port, scenario, customers, connections, seconds, pause_ms, offset))
+    return asyncio.run(_python_load(port, scenario, customers, connections, seconds, rate, offset))
 
 
 # -- the benchmark ---------------------------------------------------------------------------------------------------
-def fixed_rate(run, port: int, scenario: str, customers: int, seconds: float, workdir: Path) -> dict:
-    """Calibrate the per-connection pause to ~TARGET_RATE req/s with short pilots, then measure."""
-    pause = FIXED_CONNECTIONS * 1000.0 / TARGET_RATE  # ms, before subtracting the latency
-    pilots = []
-    for attempt in range(4):
-        pilot = run(port, scenario, customers, connections=FIXED_CONNECTIONS, seconds=3, pause_ms=pause,
-                    offset=7 + attempt, workdir=workdir)
-        pilots.append({"pause_ms": pilot["pause_ms"], "req_per_s": pilot["req_per_s"]})
-        if pilot["req_per_s"] <= 0:
-            break
-        per_request_ms = FIXED_CONNECTIONS * 1000.0 / pilot["req_per_s"]  # pause + latency + overhead, measured
-        overhead = per_request_ms - pause
-        if abs(pilot["req_per_s"] - TARGET_RATE) / TARGET_RATE < 0.03:
-            break
-        pause = max(0.1, FIXED_CONNECTIONS * 1000.0 / TARGET_RATE - overhead)
-    result = run(port, scenario, customers, connections=FIXED_CONNECTIONS, seconds=seconds, pause_ms=pause,
-                 offset=1000, workdir=workdir)
-    result["calibration"] = pilots
-    return result
+def fixed_rate(run, port: int, scenario: str, customers: int, seconds: float, workdir: Path, *, pid: int) -> dict:
+    """TARGET_RATE req/s (paced send slots), measured with the server's CPU time."""
+    return with_server_cpu(pid, lambda: run(port, scenario, customers, connections=FIXED_CONNECTIONS, seconds=seconds,
+                                            rate=TARGET_RATE, offset=1000, workdir=workdir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,17 +392,20 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in [s.strip() for s in args.scenarios.split(",") if s.strip()]:
             la_before = load_average()
             # Warm up (first requests touch cold pages of the index).
-            run(port, scenario, args.customers, connections=4, seconds=2, pause_ms=0, offset=3, workdir=workdir)
-            fixed = fixed_rate(run, port, scenario, args.customers, args.duration, workdir)
-            saturation = run(port, scenario, args.customers, connections=SATURATION_CONNECTIONS,
-                             seconds=args.duration, pause_ms=0, offset=5000, workdir=workdir)
+            run(port, scenario, args.customers, connections=4, seconds=2, rate=None, offset=3, workdir=workdir)
+            fixed = fixed_rate(run, port, scenario, args.customers, args.duration, workdir, pid=proc.pid)
+            saturation = with_server_cpu(proc.pid, lambda: run(
+                port, scenario, args.customers, connections=SATURATION_CONNECTIONS, seconds=args.duration,
+                rate=None, offset=5000, workdir=workdir))
             results["scenarios"][scenario] = {"path": PATHS[scenario].replace("%%", "%"), "fixed_rate": fixed,
                                               "saturation": saturation,
                                               "load_average_before": la_before, "load_average_after": load_average()}
             print(f"{scenario:9s} ~{TARGET_RATE}/s: {fixed['req_per_s']:7.0f} req/s p50 {fixed['p50_ms']:6.2f} ms "
                   f"p99 {fixed['p99_ms']:6.2f} ms | saturation: {saturation['req_per_s']:7.0f} req/s "
                   f"p50 {saturation['p50_ms']:6.2f} ms p99 {saturation['p99_ms']:6.2f} ms "
-                  f"(errors {fixed['errors'] + saturation['errors']}, load avg {la_before[0]})")
+                  f"(errors {fixed['errors'] + saturation['errors']}, load avg {la_before[0]}; server CPU "
+                  f"{saturation.get('server_cpu_ms_per_request')} ms/req = "
+                  f"{saturation.get('implied_req_per_s_per_free_core')} req/s per free core)")
         status = proc_status(proc.pid)
         results["server"]["rss_after_load_mb"] = round(status["VmRSS"] / 1e6, 1)
         per_million = (status["VmRSS"] - baseline) / (args.customers / 1e6)
