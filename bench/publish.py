@@ -58,6 +58,7 @@ def _count(spark, settings, qualified: str) -> int:
 
 
 def main() -> int:
+    """Prepare silver (unless --reuse), time one publish, print and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--order-lines", type=int, default=1_000_000, help="target order lines (online + POS)")
     parser.add_argument("--days", type=int, default=7)

@@ -43,6 +43,7 @@ class TableRef:
     rows: int | None = None
 
     def as_dict(self) -> dict:
+        """The JSON form stored in a manifest."""
         return {"location": self.location, "delta_version": int(self.delta_version), "rows": self.rows}
 
 
@@ -68,6 +69,7 @@ class Manifest:
         raise KeyError(f"publication v{self.version} has no table {name} (it has: {', '.join(sorted(self.tables))})")
 
     def as_dict(self) -> dict:
+        """The manifest file's JSON content."""
         return {
             "version": self.version,
             "published_at": self.published_at,

@@ -54,6 +54,7 @@ def conform_products(products: DataFrame, *, source_priority: tuple[str, ...] = 
     )
 
     def best(value: Column, known: Column, order: tuple[str, ...] = ("_prio", "_age", "source_system")) -> Column:
+        """The value of the best-ranked row where ``known`` holds (min over a struct of the rank key and value)."""
         key = F.struct(*[F.col(c) for c in order], value.alias("v"))
         return F.min(F.when(known, key)).getField("v")
 
