@@ -514,6 +514,7 @@ class PipelineData:
     versions: dict[str, int | None]
     read_at: dt.datetime
     layers: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    layer_dates: dict[str, dt.date] = field(default_factory=dict)
     gate_rules: list[dict[str, Any]] = field(default_factory=list)
     quarantine_days: list[dt.date] = field(default_factory=list)
     quarantine_series: dict[str, list[int]] = field(default_factory=dict)
@@ -565,6 +566,8 @@ def build_pipeline(settings: Settings, versions: dict[str, int | None] | None = 
                                            "run_date": r.get("run_date"), **g})
         out.layers = [(layer, sorted(rows, key=lambda r: r.get("table_name") or ""))
                       for layer, rows in sorted(by_layer.items(), key=lambda kv: _layer_rank(kv[0]))]
+        out.layer_dates = {layer: max(dates) for layer, rows in by_layer.items()
+                           if (dates := [r["run_date"] for r in rows if r.get("run_date") is not None])}
         out.gate_rules.sort(key=lambda g: (g.get("success") is not False, {"fail": 0, "quarantine": 1, "warn": 2}.get(
             str(g.get("severity")), 3), str(g.get("table")), str(g.get("name"))))
 
