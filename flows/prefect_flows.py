@@ -3,10 +3,10 @@
 They are thin: :mod:`flows.orchestration` sequences the plain layer functions, and this module only makes each coarse
 unit a Prefect task (one per source for ingest, one per silver table for refine, one per day for publish), retries
 units on I/O errors only, tags run rows with the flow run id, and posts artifacts (a markdown summary and a table of
-counts per layer, a link to the rebuilt data docs).
-Parameters are dates and table names. ``<flow>.fn(...)`` (or ``python -m flows.prefect_flows pipeline day=2026-01-03``)
-runs the same code with no Prefect server: units are then
-called directly and no artifacts are posted.
+counts per layer, a link to the rebuilt data docs). Parameters are dates and table names.
+
+``<flow>.fn(...)`` (or ``python -m flows.prefect_flows pipeline day=2026-01-03``) runs the same code with no Prefect
+server: units are then called directly and no artifacts are posted.
 """
 
 from __future__ import annotations
