@@ -7,7 +7,6 @@ are told apart in tests. :func:`publish_manifest` writes the next ``v<version>.j
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 
