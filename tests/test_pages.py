@@ -503,3 +503,24 @@ def test_pages_import_no_spark_and_only_read_helpers():
                 if root == "lakehouse" and name not in allowed_lakehouse:
                     offenders.append(f"{path.name}: {name}")
     assert not offenders, offenders
+
+
+def test_an_aggregation_failure_is_a_503_page_and_the_api_keeps_answering(page_settings, published, monkeypatch):
+    import api.pages.store as store_module
+
+    calls = []
+
+    def broken(settings, snapshot):
+        calls.append(snapshot.version)
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(store_module, "build_page_data", broken)
+    c = TestClient(create_app(page_settings), base_url=BASE)
+    c.app.state.repository.refresh()
+    signed_in(c, "reader")
+    for _ in range(3):
+        r = c.get("/pages/overview")
+        assert r.status_code == 503 and "could not aggregate" in r.text and "disk on fire" not in r.text
+    assert calls == [1]  # not retried on every request
+    r = c.get("/v1/customers/G000000001", headers={"X-API-Key": KEYS["reader"][0]})
+    assert r.status_code == 200

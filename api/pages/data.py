@@ -406,13 +406,14 @@ class NameIndex:
         tokens = name_tokens(query)
         if not tokens:
             return np.zeros(0, dtype=np.int32)
-        found = sorted((self._index.get(t) for t in tokens), key=len)
-        rows = np.unique(found[0])
-        for other in found[1:]:
-            rows = np.intersect1d(rows, other, assume_unique=False)
-            if rows.size == 0:
-                break
-        return rows
+        found = sorted((self._index.get(t) for t in tokens), key=len)  # each ascending (a stable index)
+        rows = found[0]
+        for other in found[1:]:  # intersect by binary search: O(k log n), no sort
+            if rows.size == 0 or other.size == 0:
+                return np.zeros(0, dtype=np.int32)
+            at = np.minimum(np.searchsorted(other, rows), other.size - 1)
+            rows = rows[other[at] == rows]
+        return rows[np.concatenate(([True], np.diff(rows) != 0))] if rows.size else rows
 
     def golden_id(self, row: int) -> str:
         return self._ids[row].as_py()

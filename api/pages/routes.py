@@ -402,7 +402,12 @@ def pipeline(request: Request) -> Response:
     if isinstance(page, Response):
         return page
     store = get_store(request.app)
-    p = store.pipeline()
+    try:
+        p = store.pipeline()
+    except Exception as exc:  # noqa: BLE001 - a system table being rewritten, or unreadable storage
+        log.error("pages: cannot read the system tables: %s: %s", exc.__class__.__name__, exc)
+        return message(503, "Pipeline health unavailable", "The system tables could not be read; the error was logged.",
+                       caller=page.caller, headers={"Retry-After": "10"})
     settings = request.app.state.settings
     return _page(page, "pipeline.html", active="pipeline", title="Pipeline health", p=p, gates=page.bundle.data.manifest.gates,
                  tables=page.bundle.data.manifest.tables, prefect_url=prefect_ui_url(settings),

@@ -54,6 +54,8 @@ class PageStore:
         self.builds = 0
         self.pipeline_builds = 0
         self.last_error: str | None = None
+        self._failed: tuple[int, float] | None = None  # (publication version that failed to aggregate, when)
+        self.retry_after_s = 60.0
 
     # -- publication data ----------------------------------------------------------------------------------------
     @property
@@ -65,9 +67,18 @@ class PageStore:
             current = self._bundle
             if current is not None and current.gold is snapshot:
                 return current
+            failed = self._failed
+            if failed is not None and failed[0] == snapshot.version and time.monotonic() - failed[1] < self.retry_after_s:
+                raise RuntimeError(f"aggregating publication v{snapshot.version} failed: {self.last_error}")
             t0 = time.perf_counter()
-            data = build_page_data(self.settings, snapshot)
-            data.charts = render.publication_charts(data)
+            try:
+                data = build_page_data(self.settings, snapshot)
+                data.charts = render.publication_charts(data)
+            except Exception as exc:
+                self._failed = (snapshot.version, time.monotonic())  # do not retry a large build on every tick
+                self.last_error = f"{exc.__class__.__name__}: {exc}"
+                raise
+            self._failed = None
             data.build_seconds = round(time.perf_counter() - t0, 3)
             bundle = Bundle(snapshot, data)
             if self._bundle is None or self._bundle.version <= bundle.version:
@@ -134,17 +145,19 @@ class PageStore:
             try:
                 snapshot = self.repository.snapshot
                 bundle = self._bundle
-                if snapshot is not None and (bundle is None or bundle.gold is not snapshot):
+                failed = self._failed
+                retry = (failed is None or snapshot is None or failed[0] != snapshot.version
+                         or time.monotonic() - failed[1] >= self.retry_after_s)
+                if snapshot is not None and (bundle is None or bundle.gold is not snapshot) and retry:
                     self._build(snapshot)
+                    self.last_error = None
                 if time.monotonic() >= next_system:
-                    self._refresh_pipeline()
                     next_system = time.monotonic() + self.system_interval_s
-                self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - keep serving what was built; retry on the next tick
+                    self._refresh_pipeline()
+            except Exception as exc:  # noqa: BLE001 - keep serving what was built; retry later
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
                 log.error("pages: aggregation failed, still serving v%s: %s",
                           None if self._bundle is None else self._bundle.version, self.last_error)
-                self._stop.wait(max(self.system_interval_s, 1.0))
             self._stop.wait(self.watch_interval_s)
 
 
