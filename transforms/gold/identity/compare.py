@@ -11,7 +11,7 @@ from lakehouse.identity_config import COMPARISON_LEVELS, IdentityConfig
 
 # Feature columns carried into pair comparison (l_* and r_*).
 PAIR_FEATURES: tuple[str, ...] = (
-    "f_first", "f_first_canonical", "f_first_soundex", "f_first_u", "f_last", "f_last_soundex", "f_last_u",
+    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_u", "f_last", "f_last_soundex", "f_last_u",
     "f_email", "f_email_local", "f_phone", "f_phone_last", "f_loyalty", "f_dob", "f_postcode",
     "f_postcode_district", "f_city", "f_address", "f_house_number",
 )
@@ -82,7 +82,10 @@ def comparison_levels() -> dict[str, Column]:
         & (F.col("l_f_first") == F.col("r_f_last")) & (F.col("l_f_last") == F.col("r_f_first"))
         & (F.col("l_f_first") != F.col("l_f_last"))
     )
-    fuzzy_name = lambda n: (_lev(n) <= F.when(_short(n) <= 5, 1).otherwise(2)) | _contains_either(n, 4)  # noqa: E731
+    # one edit, or two edits (a transposition) that keep the sound; or one name inside the other (double-barrelled)
+    fuzzy_name = lambda n, sx: (  # noqa: E731
+        (_lev(n) <= 1) | ((_lev(n) <= 2) & (_short(n) > 5) & _both(sx) & _eq(sx)) | _contains_either(n, 4)
+    )
     initial = (
         ((F.length("l_f_first") == 1) & (F.col("l_f_first") == F.substring("r_f_first", 1, 1)))
         | ((F.length("r_f_first") == 1) & (F.col("r_f_first") == F.substring("l_f_first", 1, 1)))
@@ -98,8 +101,16 @@ def comparison_levels() -> dict[str, Column]:
             _both("f_first"),
             [
                 ("exact", _eq("f_first") | swapped),
-                ("nickname", _eq("f_first_canonical")),
-                ("fuzzy", fuzzy_name("f_first") & (_short("f_first") > 1)),
+                ("nickname", _eq("f_first_canonical") | F.arrays_overlap("l_f_first_names", "r_f_first_names")),
+                (
+                    "fuzzy",
+                    (_short("f_first") > 1)
+                    & (
+                        fuzzy_name("f_first", "f_first_soundex")
+                        | ((_lev("f_first") <= 2) & _eq("f_first_letters"))  # a transposition: emma / emam
+                        | ((_short("f_first") >= 3) & (F.col("l_f_first").startswith(F.col("r_f_first")) | F.col("r_f_first").startswith(F.col("l_f_first"))))
+                    ),
+                ),
                 ("soundex", _both("f_first_soundex") & _eq("f_first_soundex")),
                 ("initial", initial),
             ],
@@ -108,7 +119,7 @@ def comparison_levels() -> dict[str, Column]:
             _both("f_last"),
             [
                 ("exact", _eq("f_last") | swapped),
-                ("fuzzy", fuzzy_name("f_last")),
+                ("fuzzy", fuzzy_name("f_last", "f_last_soundex")),
                 ("soundex", _eq("f_last_soundex")),
             ],
         ),
@@ -134,7 +145,11 @@ def comparison_levels() -> dict[str, Column]:
         ),
         "postcode": _level(
             _both("f_postcode"),
-            [("exact", _eq("f_postcode")), ("district", _both("f_postcode_district") & _eq("f_postcode_district"))],
+            [
+                # a numeric postcode (FR, DE, ...) names a whole district, not a street: it is district evidence
+                ("exact", _eq("f_postcode") & ~F.col("l_f_postcode").rlike(r"^[0-9]+$")),
+                ("district", (_both("f_postcode_district") & _eq("f_postcode_district")) | _eq("f_postcode")),
+            ],
         ),
         "address": _level(
             _both("f_address"),
@@ -204,6 +219,10 @@ def apply_rules(scored: DataFrame, *, config: IdentityConfig) -> DataFrame:
     rule = F.when(~vetoed, rule)
     s = config.scoring
     prob_link = F.col("match_probability") >= s.match_threshold
+    if config.deterministic.veto_on_different_first_name:
+        # household members share surname, address, landline and family email: evidence that adds up under the
+        # independence assumption, so two clearly different first names are never linked probabilistically either
+        prob_link = prob_link & (F.col("lvl_first_name") != "different")
     return (
         scored.withColumn("_det", rule)
         .withColumn("match_rule", F.coalesce(F.col("_det"), F.when(prob_link, F.lit(PROBABILISTIC_RULE))))

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from lakehouse.errors import LakehouseError
 from lakehouse.identity_config import IdentityConfig
 
-from .nicknames import nickname_pairs
+from .nicknames import nickname_pairs, nickname_sets
 
 SILVER_CUSTOMER_COLUMNS: tuple[str, ...] = (
     "source_system", "source_kind", "source_customer_id", "first_name", "last_name", "full_name", "email",
@@ -174,6 +174,7 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     d = ensure_customer_columns(df)
     split_first, split_last = _split_full_name(F.col("full_name"))
     nick = F.create_map(*[x for pair in nickname_pairs() for x in _lit_list(pair)])
+    nick_sets = F.create_map(*[x for pair in nickname_sets() for x in _lit_list(pair)])
     # Built in small steps that reference earlier columns: one deeply nested expression per feature makes the
     # engine's planner slow, a chain of projections does not.
     steps: list[tuple[str, Column]] = [
@@ -198,6 +199,8 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         ("_address_tok", address_token(F.col("address_line1"))),
         ("f_address", _drop_listed(F.col("_address_tok"), p.text_denylist)),
         ("f_first_canonical", F.coalesce(nick[F.col("f_first")], F.col("f_first"))),
+        ("f_first_names", F.split(F.coalesce(nick_sets[F.col("f_first")], F.col("f_first")), r"\|")),
+        ("f_first_letters", F.array_join(F.array_sort(F.split(F.col("f_first"), "")), "")),
         ("f_first_soundex", F.when(F.length("f_first") > 1, F.soundex("f_first"))),
         ("f_first_initial", F.substring("f_first", 1, 1)),
         ("f_last_soundex", F.soundex("f_last")),
@@ -280,7 +283,7 @@ def add_blocking_keys(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
 
 
 FEATURE_COLUMNS: tuple[str, ...] = (
-    "f_first", "f_first_canonical", "f_first_soundex", "f_first_initial", "f_first_u", "f_last", "f_last_soundex",
+    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initial", "f_first_u", "f_last", "f_last_soundex",
     "f_last_prefix", "f_last_u", "f_email", "f_email_local", "f_phone", "f_phone_last", "f_loyalty", "f_dob",
     "f_birth_year", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number",
 )

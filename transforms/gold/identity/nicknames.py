@@ -53,7 +53,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "robert": ("rob", "bob", "bobby", "robbie", "bert", "robin"),
     "ronald": ("ron", "ronnie"),
     "samuel": ("sam", "sammy"),
-    "samantha": ("sam", "sammie"),
+    "samantha": ("sam", "sammie", "sammy"),
     "sarah": ("sara", "sally", "sadie"),
     "stephen": ("steve", "steven", "stevie", "steph"),
     "susan": ("sue", "susie", "suzanne", "suzy"),
@@ -85,7 +85,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "theodore": ("theo",),
     "valerie": ("val",),
     "walter": ("walt", "wally"),
-    "charlotte": ("lottie", "lotte", "charly"),
+    "charlotte": ("lottie", "lotte", "charly", "charlie"),
     "olivia": ("liv", "livvy", "livy"),
     "amelia": ("millie", "amy", "mia"),
     "harry": ("haz", "hazza"),
@@ -111,3 +111,14 @@ def nickname_pairs() -> list[tuple[str, str]]:
         for variant in _GROUPS[canonical]:
             out.setdefault(variant, canonical)
     return sorted(out.items())
+
+
+def nickname_sets() -> list[tuple[str, str]]:
+    """(name, "canonical1|canonical2...") for every name that is a variant or a canonical form; a variant of
+    several names (sam: samuel, samantha) lists them all."""
+    out: dict[str, set[str]] = {}
+    for canonical, variants in _GROUPS.items():
+        out.setdefault(canonical, set()).add(canonical)
+        for variant in variants:
+            out.setdefault(variant, set()).add(canonical)
+    return sorted((name, "|".join(sorted(c))) for name, c in out.items())
