@@ -80,6 +80,7 @@ def app(page_settings, published):
 def client(app):
     with TestClient(app, base_url=BASE) as c:
         wait_for(lambda: c.get("/ready").status_code == 200, what="gold loaded")
+        wait_for(lambda: app.state.pages.bundle is not None, what="pages aggregated")
         yield c
 
 

@@ -299,16 +299,20 @@ def test_pages_in_chromium_show_the_published_gold(server, gold, published, tmp_
 
 
 def pick_customer(golden: list[dict], xref: list[dict], fact: list[dict]) -> dict:
-    """A golden customer with an email, two or more source records and at least one order."""
+    """A golden customer with a unique email and two or more source records, with the most varied purchases."""
     sizes: dict[str, int] = {}
     for r in xref:
         sizes[r["golden_id"]] = sizes.get(r["golden_id"], 0) + 1
-    buyers = {r["golden_id"] for r in fact}
+    channels: dict[str, set] = {}
+    orders: dict[str, set] = {}
+    for r in fact:
+        channels.setdefault(r["golden_id"], set()).add(r["channel"])
+        orders.setdefault(r["golden_id"], set()).add((r["source_system"], r["order_id"]))
     emails = [r["email"] for r in golden]
-    for r in sorted(golden, key=lambda r: r["golden_id"]):
-        if r["email"] and emails.count(r["email"]) == 1 and sizes.get(r["golden_id"], 0) >= 2 and r["golden_id"] in buyers:
-            return r
-    raise AssertionError("no golden customer with an email, two source records and an order in the generated days")
+    fit = [r for r in golden if r["email"] and emails.count(r["email"]) == 1 and sizes.get(r["golden_id"], 0) >= 2
+           and r["golden_id"] in orders]
+    assert fit, "no golden customer with an email, two source records and an order in the generated days"
+    return max(fit, key=lambda r: (len(channels[r["golden_id"]]), len(orders[r["golden_id"]]), r["golden_id"]))
 
 
 def test_a_key_without_pii_sees_no_email_or_phone_in_chromium(server, gold, published, tmp_path):

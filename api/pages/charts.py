@@ -93,18 +93,34 @@ def empty_chart(name: str, message: str, *, width: int = 640, height: int = 80) 
     ])
 
 
-def _legend(items: Sequence[tuple[str, str, str]], x: float, y: float) -> list[str]:
-    """``(label, colour, kind)`` with kind ``box`` or ``line``, laid out left to right."""
+def _legend(items: Sequence[tuple[str, str, str]], x: float, y: float, *, right: float | None = None,
+            line_height: float = 18) -> list[str]:
+    """``(label, colour, kind)`` with kind ``box`` or ``line``, left to right, wrapping before ``right``."""
     out: list[str] = []
+    x0 = x
     for label, color, kind in items:
+        step = 28 + 7.2 * len(label)
+        if right is not None and x > x0 and x + step - 8 > right:
+            x, y = x0, y + line_height
         if kind == "line":
             out.append(f'<line x1="{x:.1f}" y1="{y - 4:.1f}" x2="{x + 16:.1f}" y2="{y - 4:.1f}" stroke="{color}" '
                        f'stroke-width="2.5"/>')
         else:
             out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" rx="2" fill="{color}"/>')
         out.append(f'<text x="{x + 20:.1f}" y="{y:.1f}" font-size="12" fill="{INK}">{escape(label)}</text>')
-        x += 28 + 7.2 * len(label)
+        x += step
     return out
+
+
+def legend_lines(items: Sequence[tuple[str, str, str]], x: float, right: float) -> int:
+    """How many lines :func:`_legend` needs between ``x`` and ``right``."""
+    lines, cur = 1, x
+    for label, _, _ in items:
+        step = 28 + 7.2 * len(label)
+        if cur > x and cur + step - 8 > right:
+            lines, cur = lines + 1, x
+        cur += step
+    return lines
 
 
 def _y_axis(ticks: list[float], x0: float, x1: float, y_of: Callable[[float], float], fmt: Fmt) -> list[str]:
@@ -132,7 +148,10 @@ def stacked_bars(name: str, labels: Sequence[str], stacks: Sequence[Series], *, 
     """Bars per label stacked by series, with an optional line drawn over them (e.g. a rolling average)."""
     if not labels or not stacks and line is None:
         return empty_chart(name, f"{title}: no data in this publication", width=width)
-    left, right, top, bottom = 58, 12, 30, 34
+    legend = [(s.name, s.color, "box") for s in stacks] + ([(line.name, line.color, "line")] if line else [])
+    extra = 18 * (legend_lines(legend, 58, width - 12) - 1)
+    height += extra
+    left, right, top, bottom = 58, 12, 30 + extra, 34
     pw, ph = width - left - right, height - top - bottom
     totals = [sum(max(s.values[i] or 0.0, 0.0) for s in stacks) for i in range(len(labels))]
     line_max = max((v for v in (line.values if line else []) if v is not None), default=0.0)
@@ -171,8 +190,7 @@ def stacked_bars(name: str, labels: Sequence[str], stacks: Sequence[Series], *, 
                             f'<title>{escape(tips[i])} · {escape(line.name)}: {escape(value_fmt(v))}</title></circle>')
     body.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="{AXIS}"/>')
     body += _x_labels(labels, x_of, top + ph + 16, max(2, int(pw // 60)))
-    legend = [(s.name, s.color, "box") for s in stacks] + ([(line.name, line.color, "line")] if line else [])
-    body += _legend(legend, left, 16)
+    body += _legend(legend, left, 16, right=width - right)
     return _svg(name, width, height, title, body)
 
 
@@ -239,10 +257,9 @@ def timeline(name: str, points: Sequence[tuple[dt.datetime, float, str, str]], *
     pw = width - left - right
     t0 = min(p[0] for p in points)
     t1 = max(p[0] for p in points)
-    span = max((t1 - t0).total_seconds(), 86400.0)
-    pad = span * 0.04
-    start = t0 - dt.timedelta(seconds=pad)
-    total = span + 2 * pad
+    real = (t1 - t0).total_seconds()
+    total = max(real, 86400.0) * 1.08  # at least a day, centred on the purchases
+    start = t0 + dt.timedelta(seconds=real / 2 - total / 2)
     vmax = max((abs(p[1]) for p in points), default=1.0) or 1.0
 
     def x_of(t: dt.datetime) -> float:
@@ -262,12 +279,10 @@ def timeline(name: str, points: Sequence[tuple[dt.datetime, float, str, str]], *
                     f'fill-opacity="0.8" stroke="{color}" stroke-width="1.5"><title>{escape(tip)}</title></circle>')
     axis_y = top + row_h * len(series)
     body.append(f'<line x1="{left}" y1="{axis_y:.1f}" x2="{left + pw}" y2="{axis_y:.1f}" stroke="{AXIS}"/>')
-    n_ticks = 5
-    for i in range(n_ticks + 1):
-        t = t0 + (t1 - t0) * i / n_ticks
+    fmt = "%Y-%m-%d %H:%M" if total <= 3 * 86400 else "%Y-%m-%d"
+    for i in range(1, 6):
+        t = start + dt.timedelta(seconds=total * i / 6)
         body.append(f'<text x="{x_of(t):.1f}" y="{axis_y + 16:.1f}" text-anchor="middle" font-size="11" fill="{AXIS}">'
-                    f'{escape(t.strftime("%Y-%m-%d"))}</text>')
-        if t1 == t0:
-            break
+                    f'{escape(t.strftime(fmt))}</text>')
     body += _legend([("filled: sale · hollow: return (dot area ~ amount)", AXIS, "box")], left, 14)
     return _svg(name, width, height, title, body)

@@ -164,8 +164,9 @@ def guard(request: Request) -> Page | Response:
         return message(503, "Pages not ready", "The pages could not aggregate the current publication; "
                        "the error was logged. The API keeps answering.", caller=ctx.caller, headers={"Retry-After": "30"})
     if bundle is None:
-        return message(503, "Gold not ready", "No gold publication is loaded yet; this page reloads in 5 seconds.",
-                       caller=ctx.caller, headers={"Retry-After": "5"}, refresh=True)
+        return message(503, "Pages not ready", f"The pages are aggregating publication v{ctx.gold.version} (once per "
+                       "publication); this page reloads in 5 seconds.", caller=ctx.caller, headers={"Retry-After": "5"},
+                       refresh=True)
     request.scope["state"]["manifest_version"] = bundle.version
     return Page(request, ctx.caller, bundle)
 

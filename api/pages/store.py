@@ -88,13 +88,16 @@ class PageStore:
             return bundle
 
     def current(self) -> Bundle | None:
-        """The pair to serve: the latest built one; built now when there is none or nobody builds in the background."""
+        """The pair to serve: the latest built one; built now when there is none and nobody is building it (None while
+        the watcher aggregates the first publication)."""
         snapshot = self.repository.snapshot
         bundle = self._bundle
         if snapshot is None:
             return bundle
         if bundle is not None and (bundle.gold is snapshot or self.watching):
             return bundle
+        if bundle is None and self.watching and self._build_lock.locked():
+            return None  # the watcher is aggregating the first publication: answer "preparing", do not queue up
         return self._build(snapshot)
 
     # -- pipeline health ------------------------------------------------------------------------------------------
