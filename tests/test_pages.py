@@ -525,3 +525,24 @@ def test_an_aggregation_failure_is_a_503_page_and_the_api_keeps_answering(page_s
     assert calls == [1]  # not retried on every request
     r = c.get("/v1/customers/G000000001", headers={"X-API-Key": KEYS["reader"][0]})
     assert r.status_code == 200
+
+
+def test_pages_say_preparing_while_the_watcher_aggregates_the_first_publication(page_settings, published):
+    import threading
+
+    from api.pages.store import get_store
+
+    c = TestClient(create_app(page_settings), base_url=BASE)
+    c.app.state.repository.refresh()
+    store = get_store(c.app)
+    stop = threading.Event()
+    store._thread = threading.Thread(target=stop.wait, daemon=True)  # stands for a watcher busy aggregating
+    store._thread.start()
+    try:
+        with store._build_lock:
+            signed_in(c, "reader")
+            r = c.get("/pages/overview")
+            assert r.status_code == 503 and "aggregating publication v1" in r.text
+            assert r.headers["retry-after"] == "5" and 'http-equiv="refresh"' in r.text
+    finally:
+        stop.set()
