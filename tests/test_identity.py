@@ -123,6 +123,10 @@ LEVEL_CASES = [
     ({"first": "Jonathon"}, {"first": "Jonathan"}, "first_name", "fuzzy"),
     ({"first": "Catherine"}, {"first": "Kathryn"}, "first_name", "nickname"),
     ({"first": "J"}, {"first": "Julia"}, "first_name", "initial"),
+    ({"first": "Emma"}, {"first": "Emam"}, "first_name", "fuzzy"),            # transposition
+    ({"first": "Nat"}, {"first": "Natlie"}, "first_name", "fuzzy"),           # prefix
+    ({"first": "Sammy"}, {"first": "Samantha"}, "first_name", "nickname"),    # a nickname of several names
+    ({"first": "Olivia"}, {"first": "Oliver"}, "first_name", "different"),    # two edits that change the sound
     ({"first": "Anna"}, {"first": "Zoe"}, "first_name", "different"),
     ({"first": None}, {"first": "Zoe"}, "first_name", "null"),
     ({"first": "Smith", "last": "John"}, {"first": "John", "last": "Smith"}, "first_name", "exact"),
@@ -143,6 +147,7 @@ LEVEL_CASES = [
     ({"postcode": "SW1A 1AA"}, {"postcode": "sw1a1aa"}, "postcode", "exact"),
     ({"postcode": "SW1A 1AA"}, {"postcode": "SW1A 2BB"}, "postcode", "district"),
     ({"postcode": "SW1A 1AA"}, {"postcode": "M1 1AE"}, "postcode", "different"),
+    ({"postcode": "75001", "country": "FR"}, {"postcode": "75001", "country": "FR"}, "postcode", "district"),
     ({"addr": "12 High Street"}, {"addr": "12 high st"}, "address", "exact"),
     ({"addr": "12 High Street"}, {"addr": "12 Hihg St"}, "address", "fuzzy"),
     ({"addr": "12 High Street"}, {"addr": "12 Mill Lane"}, "address", "same_number"),
@@ -184,8 +189,12 @@ def test_deterministic_rules_and_family_veto(spark, cfg):
         rec("pos", "2", "Tom", "Lee", email="lee.family@mail.com", dob=dt.date(2001, 6, 6)),
         rec("pos", "3", "Ann", "Park", card="C1"),
         rec("pos", "4", "Zed", "Quinn", card="C1"),
+        # a household: surname, address, postcode and landline shared, first names clearly different
+        rec("online", "h1", "Susan", "Alexander", phone="+441313188777", addr="135 Orchard Avenue", city="Glasgow", postcode="G6 1ST"),
+        rec("pos", "h2", "William", "Alexander", phone="+441313188777", addr="135 Orchard Ave", city="Glasgow", postcode="G6 1ST"),
     ]
     got = _score(spark, cfg, rows)
+    assert got[("online:h1", "pos:h2")]["match_rule"] is None, "a household is two people"
     assert got[("online:1", "pos:1")]["match_rule"] == "exact_email"
     assert got[("online:1", "pos:1")]["match_score"] == 1.0
     assert got[("pos:1", "pos:3")]["match_rule"] == "exact_loyalty_card", "a changed surname alone does not veto"
