@@ -100,13 +100,30 @@ def _postcode(text) -> str | None:
     return f"{p[:-3]} {p[-3:]}" if re.match(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$", p) else p
 
 
+def _read_csv_lines(path: Path) -> pd.DataFrame:
+    """A landing CSV read line by line; malformed lines (the generator injects some) are skipped."""
+    import csv
+
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    header = next(csv.reader([lines[0]]))
+    rows = []
+    for line in lines[1:]:
+        try:
+            row = next(csv.reader([line]))
+        except (csv.Error, StopIteration):
+            continue
+        if len(row) == len(header):
+            rows.append([v if v != "" else None for v in row])
+    return pd.DataFrame(rows, columns=header, dtype=object)
+
+
 def landing_customers(landing_root: str) -> pd.DataFrame:
     """silver.customers-shaped rows from the generator's online/pos landing CSVs (latest version per customer)."""
     frames = []
     for system, entity in (("online", "customers"), ("pos", "members")):
         for day_dir in sorted(Path(landing_root, system, entity).glob("ingest_date=*")):
             for f in sorted(day_dir.glob("*.csv")):
-                d = pd.read_csv(f, dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="skip")
+                d = _read_csv_lines(f)
                 d["ingest_date"] = day_dir.name.split("=")[1]
                 d["_system"] = system
                 frames.append(d)
@@ -160,14 +177,19 @@ def silver_via_pipeline(settings, days: list[dt.date]) -> str:
     return "pipeline (ingest + refine)"
 
 
-def to_spark(spark, pdf: pd.DataFrame):
-    """A Spark frame of silver-shaped pandas rows (via Arrow)."""
+def to_spark(spark, pdf: pd.DataFrame, path: Path):
+    """A Spark frame of silver-shaped pandas rows, written to parquet first (a million rows exceed the Spark
+    Connect message limit of createDataFrame)."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from pyspark.sql.types import _parse_datatype_string  # noqa: F401 - schema string parsed by createDataFrame
+    from pyspark.sql import functions as F
 
-    table = pa.Table.from_pandas(pdf, preserve_index=False)
-    return spark.createDataFrame(table.to_pandas(), SILVER_SCHEMA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(pdf.astype({c: object for c in pdf.columns}), preserve_index=False), str(path))
+    types = [c.strip().split(" ", 1) for c in SILVER_SCHEMA.split(",")]
+    df = spark.read.parquet(str(path))
+    return df.select(*[F.col(name).cast(kind).alias(name) for name, kind in types])
 
 
 # -- runs --------------------------------------------------------------------------------------------------------------
@@ -199,7 +221,7 @@ def run_generated(size: int, work: Path, use_pipeline: bool, seed: int, incremen
             source = f"landing parser (pipeline failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
             customers = None
     if customers is None:
-        customers = to_spark(spark, landing_customers(str(settings.landing_root)))
+        customers = to_spark(spark, landing_customers(str(settings.landing_root)), root / "input" / "customers.parquet")
     customers = customers.select(*SILVER_COLUMNS[:-1], "ingest_date")
     n_records = customers.count()
 
@@ -259,7 +281,7 @@ def run_olist(work: Path) -> dict:
     pdf["postcode"], pdf["city"], pdf["country"] = raw["customer_zip_code_prefix"], raw["customer_city"], "BR"
     pdf = pdf.astype(object).where(pd.notna(pdf), None)
     t = time.perf_counter()
-    counts = resolve_customers(settings, customers=to_spark(spark, pdf), full_rebuild=True)
+    counts = resolve_customers(settings, customers=to_spark(spark, pdf, work / "olist_input" / "customers.parquet"), full_rebuild=True)
     secs = time.perf_counter() - t
     xref = delta.read_table(spark, CUSTOMER_XREF, settings).select("source_customer_id", "golden_id").toPandas()
     joined = xref.merge(raw, left_on="source_customer_id", right_on="customer_id")
@@ -308,10 +330,22 @@ def main(argv: list[str] | None = None) -> int:
                    "max_block_size": cfg.blocking.max_block_size, "max_cluster_size": cfg.clustering.max_cluster_size},
         "generated": [],
     }
+    out = Path(args.out)
+    if out.exists():  # keep figures of other sizes from earlier runs; replace the ones measured now
+        previous = json.loads(out.read_text())
+        results["generated"] = previous.get("generated", [])
+        if "olist" in previous:
+            results["olist"] = previous["olist"]
+
+    def save() -> None:
+        results["generated"].sort(key=lambda r: r["target_records"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         print(f"identity bench: {size:,} generated records ...", file=sys.stderr, flush=True)
         r = run_generated(size, work, args.input == "pipeline", args.seed, incremental=size <= args.incremental_max)
-        results["generated"].append(r)
+        results["generated"] = [g for g in results["generated"] if g["target_records"] != size] + [r]
+        save()
         a = r["accuracy"]
         line = f"  {r['records']:,} records ({r['input']}): full build {r['full_build_s']} s"
         if "incremental" in r:
@@ -329,9 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  Olist {o['records']:,} records in {o['resolve_s']} s: pairwise P {a['pairwise_precision']:.4f} "
               f"R {a['pairwise_recall']:.4f} F1 {a['pairwise_f1']:.4f}; zip+city rule would give P "
               f"{c['pairwise_precision']:.4f} R {c['pairwise_recall']:.4f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    save()
     print(f"wrote {out}", file=sys.stderr)
     from lakehouse.spark import stop_spark
 
