@@ -63,6 +63,8 @@ def moto_endpoint():
 #: but the ``spark`` fixture (pure transforms on tiny frames) run then; tests that also use tmp_path, settings or S3
 #: (Delta I/O) and tests marked ``needs_sail`` are deselected.
 TEST_ENGINE = os.environ.get("LAKEHOUSE_TEST_ENGINE", "sail")
+JVM_TEST_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.shuffle.partitions": "1",
+                 "spark.sql.adaptive.enabled": "false"}
 CONFORMANCE_EXCLUDED_FIXTURES = frozenset({"settings", "s3_settings", "moto_endpoint", "tmp_path", "tmp_path_factory"})
 
 
@@ -89,6 +91,10 @@ def spark(request):
 
     if TEST_ENGINE == "spark-jvm":
         session = get_spark(load_settings(spark_remote="local[2]"))
+        # Tiny frames: no whole-stage code generation, one shuffle partition, no adaptive re-planning (measured:
+        # about 2.5x less JVM CPU per test query; results do not depend on these).
+        for key, value in JVM_TEST_CONF.items():
+            session.conf.set(key, value)
         yield session
         stop_spark()
         return
