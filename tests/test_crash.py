@@ -565,3 +565,55 @@ def test_backfill_resumes_from_the_crashed_day(ws, reference):
     check_consistent(ws.root, allowed_gold=[reference["day2"]["gold"]])
     check_final(ws, reference["day2"], since)
 
+
+
+def _land(root: Path, source: str, entity: str, day: dt.date, header: list[str], rows: list[list[str]]) -> None:
+    folder = root / "landing" / source / entity / f"ingest_date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header), *(",".join(r) for r in rows)]
+    (folder / f"{entity}-0001.csv").write_text("\n".join(lines) + "\n")
+
+
+def _land_cancellation_days(root: Path) -> None:
+    """Day 1: order ORD-1 (placed) with one line. Day 2: ORD-1 cancelled, and a new order ORD-2 with one line."""
+    orders = "order_id customer_id order_ts status channel device_type currency shipping_postcode updated_at".split()
+    lines = "order_id line_number sku quantity unit_price discount_amount line_total updated_at".split()
+    _land(root, "online", "orders", DAY1, orders,
+          [["ORD-1", "C-1", "2026-01-01T10:00:00Z", "placed", "web", "desktop", "GBP", "LS1 1AA", "2026-01-01T10:00:00Z"]])
+    _land(root, "online", "order_lines", DAY1, lines,
+          [["ORD-1", "1", "1000001", "2", "5.00", "0.00", "10.00", "2026-01-01T10:00:00Z"]])
+    _land(root, "online", "orders", DAY2, orders,
+          [["ORD-1", "C-1", "2026-01-01T10:00:00Z", "cancelled", "web", "desktop", "GBP", "LS1 1AA", "2026-01-02T09:00:00Z"],
+           ["ORD-2", "C-1", "2026-01-02T11:00:00Z", "placed", "web", "desktop", "GBP", "LS1 1AA", "2026-01-02T11:00:00Z"]])
+    _land(root, "online", "order_lines", DAY2, lines,
+          [["ORD-2", "1", "1000001", "1", "5.00", "0.00", "5.00", "2026-01-02T11:00:00Z"]])
+
+
+def _line_state(root: Path, order_id: str) -> tuple:
+    rows = [r for r in _read(root / "warehouse" / "silver" / "order_lines").to_pylist() if r["order_id"] == order_id]
+    return tuple((r["line_number"], r["order_status"], r["line_type"]) for r in rows)
+
+
+@pytest.mark.timeout(CHAIN_TIMEOUT_S)
+def test_a_crash_between_orders_and_lines_still_refreshes_earlier_lines(tmp_path):
+    """Day 2 cancels a day-1 order. Refine day 2 is killed right after silver.orders is MERGEd (before the lines);
+    the rerun must still give the day-1 line its order's new status, as a clean refine of day 2 does."""
+    states = {}
+    for name in ("clean", "crashed"):
+        w = Workspace(tmp_path / name)
+        w.root.mkdir(parents=True)
+        _land_cancellation_days(w.root)
+        for day in (DAY1, DAY2):
+            w.run("ingest", "--date", day.isoformat())
+        w.run("refine", "--date", DAY1.isoformat())
+        assert _line_state(w.root, "ORD-1") == ((1, "placed", "sale"),)
+        if name == "crashed":  # silver.orders is the first table with day-2 changes: its MERGE is the first one
+            w.run("refine", "--date", DAY2.isoformat(), crash="refine.silver_merged:1")
+            assert {r["order_id"]: r["status"] for r in _read(w.root / "warehouse" / "silver" / "orders").to_pylist()} == {
+                "ORD-1": "cancelled", "ORD-2": "placed"}, "the crash must fire after the orders MERGE"
+        w.run("refine", "--date", DAY2.isoformat())
+        states[name] = (_line_state(w.root, "ORD-1"), _line_state(w.root, "ORD-2"))
+    assert states["clean"] == (((1, "cancelled", "cancelled"),), ((1, "placed", "sale"),)), states["clean"]
+    assert states["crashed"] == states["clean"], (
+        f"after the crash and rerun the day-1 line kept its old header: {states['crashed'][0]} "
+        f"(a clean run gives {states['clean'][0]})")
