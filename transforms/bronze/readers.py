@@ -75,12 +75,24 @@ def decode_text(data: bytes, *, encoding: str | None = None, path: str = "landin
         return body, "utf-8-sig" if body is not data else "utf-8"
     except UnicodeDecodeError:
         pass
-    for fallback in _FALLBACK_ENCODINGS:
+    # Line by line: lines that are valid UTF-8 stay as they are (a file mixing UTF-8 and Windows-1252 lines keeps its
+    # UTF-8 text intact); the others are decoded by the first fallback that accepts them (latin-1 accepts every byte).
+    out, used = [], _FALLBACK_ENCODINGS[0]
+    for line in body.split(b"\n"):
         try:
-            return data.decode(fallback).encode("utf-8"), fallback
-        except UnicodeDecodeError:
+            line.decode("utf-8")
+            out.append(line)
             continue
-    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+        except UnicodeDecodeError:
+            pass
+        for fallback in _FALLBACK_ENCODINGS:
+            try:
+                out.append(line.decode(fallback).encode("utf-8"))
+                used = fallback if fallback != _FALLBACK_ENCODINGS[0] else used
+                break
+            except UnicodeDecodeError:
+                continue
+    return b"\n".join(out), used
 
 
 def _empty(columns: tuple[str, ...], encoding: str, note: str = "") -> Decoded:
