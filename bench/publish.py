@@ -83,6 +83,12 @@ def main() -> int:
                     "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     try:
         prep = {}
+        if args.reuse and Path(args.out).exists():  # keep the preparation figures of the run that made this silver
+            previous = json.loads(Path(args.out).read_text())
+            prep = {k: previous[k] for k in ("generate_s", "orders_per_day", "landed_order_lines", "ingest_s", "refine_s")
+                    if k in previous}
+            if prep:
+                prep["prep_from_previous_run"] = previous.get("when")
         if not args.reuse:
             if work.exists() and args.work_dir:
                 shutil.rmtree(work)
@@ -130,8 +136,9 @@ def main() -> int:
         runs = publish_day(settings, days[-1])
         publish_s = time.perf_counter() - t0
         manifest = latest_manifest(settings)
-        gold_runs = [r for r in runs if r.layer == "publish"]
-        other_runs = [r for r in runs if r.layer != "publish"]
+        is_identity = lambda r: r.layer != "publish" or r.message.startswith(("identity", "not published"))  # noqa: E731
+        gold_runs = [r for r in runs if not is_identity(r)]
+        other_runs = [r for r in runs if is_identity(r)]
         gate_s = float(manifest.gates.get("seconds") or 0.0)
         build_s = sum(r.duration_s for r in gold_runs)
         result.update({
@@ -143,7 +150,7 @@ def main() -> int:
             "silver_events": silver_events,
             "silver_customer_records": silver_customers,
             "identity": "provisional (flows.identity not installed)" if provisional else "flows.identity.resolve_customers",
-            "identity_runs": [{"table": r.table_name, "rows_out": r.rows_out, "seconds": r.duration_s} for r in other_runs],
+            "identity_runs": [{"table": r.table_name, "seconds": r.duration_s, "message": r.message[:300]} for r in other_runs],
             "publish_s": round(publish_s, 1),
             "publish_order_lines_per_s": round(silver_lines / publish_s) if publish_s else None,
             "build_and_write_s": round(build_s, 1),

@@ -203,27 +203,30 @@ def build_cart_abandonment(events_with_golden: DataFrame) -> DataFrame:
     """``gold.cart_abandonment``: one row per session with a cart add; abandoned when the session bought nothing."""
     is_view, is_cart, is_purchase, is_remove = _event_flags()
     price = F.col("price").cast("decimal(18,2)")
-    s = events_with_golden.groupBy("user_session").agg(
+    carted = events_with_golden.where(is_cart).select("user_session").distinct()
+    ev = events_with_golden.join(carted, "user_session", "left_semi")
+    # max() instead of first(ignorenulls) and a collected set instead of countDistinct: both are single-pass aggregates
+    s = ev.groupBy("user_session").agg(
         F.min(F.when(is_cart, F.col("event_time"))).alias("first_cart_ts"),
         F.max("event_time").alias("last_event_ts"),
-        F.first(F.col("user_id").cast("string"), ignorenulls=True).alias("user_id"),
-        F.first(F.col("golden_id"), ignorenulls=True).alias("golden_id"),
-        F.first(F.col("device_type"), ignorenulls=True).alias("device_type"),
+        F.max(F.col("user_id").cast("string")).alias("user_id"),
+        F.max(F.col("golden_id")).alias("golden_id"),
+        F.max(F.col("device_type")).alias("device_type"),
         F.sum(F.when(is_cart, 1).otherwise(0)).cast("long").alias("cart_adds"),
         F.sum(F.when(is_remove, 1).otherwise(0)).cast("long").alias("cart_removes"),
         F.sum(F.when(is_purchase, 1).otherwise(0)).cast("long").alias("purchases"),
         money(F.sum(F.when(is_cart, price).otherwise(0))).alias("cart_value"),
         money(F.sum(F.when(is_remove, price).otherwise(0))).alias("removed_value"),
         money(F.sum(F.when(is_purchase, price).otherwise(0))).alias("purchased_value"),
-        F.countDistinct(F.when(is_cart, F.col("product_id"))).cast("long").alias("distinct_cart_products"),
-    ).where(F.col("cart_adds") > 0)
+        F.collect_set(F.when(is_cart, F.col("product_id").cast("string"))).alias("_cart_products"),
+    )
     abandoned = F.col("purchases") == 0
     left = F.greatest(F.col("cart_value") - F.col("removed_value") - F.col("purchased_value"), F.lit(0))
     return s.select(
         F.col("first_cart_ts").cast("date").alias("event_date"),
         "user_session", "user_id", "golden_id", "device_type", "first_cart_ts", "last_event_ts",
-        "cart_adds", "cart_removes", "distinct_cart_products", "purchases", "cart_value", "removed_value",
-        "purchased_value", abandoned.alias("is_abandoned"),
+        "cart_adds", "cart_removes", F.size("_cart_products").cast("long").alias("distinct_cart_products"),
+        "purchases", "cart_value", "removed_value", "purchased_value", abandoned.alias("is_abandoned"),
         money(F.when(abandoned, F.greatest(F.col("cart_value") - F.col("removed_value"), F.lit(0))).otherwise(left)).alias("abandoned_value"),
     )
 
