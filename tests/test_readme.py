@@ -23,7 +23,8 @@ def _code_lines() -> list[str]:
     lines, inside, pending = [], False, ""
     for raw in README.read_text().splitlines():
         if raw.strip().startswith("```"):
-            inside = not inside
+            # only shell blocks hold commands (```bash / ```sh); YAML, Python and tables are not parsed
+            inside = (not inside) and raw.strip()[3:].strip() in ("bash", "sh", "shell")
             continue
         if not inside:
             continue
@@ -88,3 +89,14 @@ def test_demo_runs_end_to_end_on_a_small_data_set(tmp_path):
     match = re.search(r"published gold: manifest v(\d+) for (\S+)", done.stdout)
     assert match and int(match.group(1)) == 1 and match.group(2) == "2026-01-01", done.stdout[-2000:]
     assert re.search(r"gold\.fact_sales\s+[1-9][\d,]* rows", done.stdout)
+
+
+@pytest.mark.unit
+def test_ci_runs_exactly_the_readme_test_command():
+    """The README's set-up section gives two commands; .ci/run runs the second one verbatim."""
+    setup = README.read_text().split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", setup, flags=re.S)
+    assert len(blocks) >= 2, "the set-up section needs the main-job and the test command"
+    test_command = blocks[1].strip()
+    ci = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert test_command in ci, f".ci/run does not run the README's test command {test_command!r}"
