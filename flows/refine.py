@@ -398,6 +398,8 @@ def refine_day(settings: Settings, day: dt.date | str, *, tables: Iterable[str] 
         for table in selected:
             try:
                 runs.append(refine_table(spark, settings, table, day, run_id=run_id))
+                if table.name == "order_lines":
+                    runs.extend(_release_waiting_lines(spark, settings))
             except (AccountingError, QualityGateFailed) as exc:
                 failed = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=day,
                                   status="failed", message=str(exc)[:2000])
@@ -421,6 +423,40 @@ def refine_days(settings: Settings, days: Iterable[dt.date | str], *, tables: It
 # ---------------------------------------------------------------------------------------------------------------
 # Quarantine replay
 # ---------------------------------------------------------------------------------------------------------------
+def _release_waiting_lines(spark, settings: Settings) -> list[TableRun]:
+    """Replay the order lines held only because their order header was missing, once that header is in silver
+    (it arrived on a later day, or a corrected version of a quarantined header did). One run record per held day."""
+    from lakehouse import quarantine as Q
+    from lakehouse.catalog import QUARANTINE
+
+    orders_spec = _silver_spec(TABLES["orders"])
+    if not (delta.table_exists(orders_spec, settings) and delta.table_exists(QUARANTINE, settings)):
+        return []
+    held = Q.read_quarantine(spark, settings, source_table=TABLES["order_lines"].qualified).where(
+        F.col("failed_rules") == F.array(F.lit("order_header_found")))
+    bronze = F.get_json_object("row_json", "$._bronze_table")
+    candidates = held.select(
+        "*",
+        F.regexp_extract(bronze, r"^bronze\.(.+)_(order_lines|transaction_lines)$", 1).alias("_w_ss"),
+        F.trim(F.coalesce(F.get_json_object("row_json", "$.order_id"),
+                          F.get_json_object("row_json", "$.transaction_id"))).alias("_w_oid"),
+    )
+    headers = delta.read_table(spark, orders_spec, settings).select(
+        F.col("source_system").alias("_w_ss"), F.col("order_id").alias("_w_oid"))
+    ready = candidates.join(headers, on=["_w_ss", "_w_oid"], how="left_semi").drop("_w_ss", "_w_oid")
+    days = sorted(r["ingest_date"] for r in ready.select("ingest_date").distinct().collect())
+    if not days:
+        return []
+    replay_id = new_run_id("replay")
+    runs = []
+    for day in days:
+        run = _replay_table_day(spark, settings, TABLES["order_lines"], ready.where(F.col("ingest_date") == F.lit(day)),
+                                day, replay_id)
+        run.message = "order lines whose header arrived later: " + run.message
+        runs.append(run)
+    return runs
+
+
 def replay_quarantine(settings: Settings, *, tables: Iterable[str] | None = None,
                       days: Iterable[dt.date | str] | None = None, run_id: str | None = None) -> list[TableRun]:
     """Re-run unreleased quarantined rows through typing and the gate: rows that now pass are merged into silver and
