@@ -158,8 +158,8 @@ def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day
 
 
 def _expected_lines(spark, settings: Settings, day: dt.date) -> DataFrame:
-    """The order lines silver will hold after this day, as far as orders can know them: the day's bronze lines that
-    parse (latest per key) and the stored lines they do not replace. Online orders carry no total, so theirs is
+    """The order lines silver will hold after this day, as far as orders can know them: the day's readable bronze
+    lines (latest per key) and the stored lines they do not replace. Online orders carry no total, so theirs is
     pre-filled from these; the exact sum of the merged lines is set after the lines step (``_propagate_headers``)."""
     from transforms.silver.dedupe import dedupe_latest
 
@@ -169,8 +169,8 @@ def _expected_lines(spark, settings: Settings, day: dt.date) -> DataFrame:
     for feed in feeds_for(settings, TABLES["order_lines"]):
         bronze = _read_bronze_day(spark, settings, feed, day)
         if bronze is not None:
-            built = _build(feed, bronze)
-            frames.append(built.where(F.col("_parse_error").isNull() & F.col("_unparsed").isNull()).select(*cols))
+            # only the columns needed here are computed (the full parse check is left to the gate and the post-step)
+            frames.append(_build(feed, bronze).where(F.col("_parse_error").isNull()).select(*cols))
     stored = _current(spark, settings, TABLES["order_lines"])
     if not frames:
         day_lines = spark.createDataFrame([], "source_system string, order_id string, line_number int, "
