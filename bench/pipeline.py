@@ -211,6 +211,18 @@ def _scan_rows(spark, settings, spec) -> int:
     return int(delta.read_table(spark, spec, settings).select(F.sum(F.lit(1))).collect()[0][0] or 0)
 
 
+def _code_version() -> dict:
+    """The commit this run's code comes from, and the pipeline files changed since (others may be editing)."""
+    def git(*a: str) -> str:
+        proc = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "flows", "transforms", "expectations", "lakehouse",
+                                        "config", "mappings").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": changed,
+            "started_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def _top_steps(runs, n: int = 12) -> list[dict]:
     """The slowest tables of a layer (summed over days)."""
     by: dict[str, float] = {}
@@ -237,7 +249,7 @@ def run_engine(args) -> int:
     meter = Meter()
     profiler = QueryProfiler()
     profiler.install()
-    out: dict = {"engine": args.child, "table_format": cfg["format"], "python": sys.executable}
+    out: dict = {"engine": args.child, "table_format": cfg["format"], "python": sys.executable, "code": _code_version()}
     try:
         spark, start = meter.measure("engine start", lambda: get_spark(settings))
         out["engine_start"] = start
@@ -311,7 +323,15 @@ def _child_cpu_s() -> float:
 
 
 def _land(args, work: Path) -> tuple[Path, dict]:
-    """Generate the landing files once (calibrated to the asked number of order lines)."""
+    """Generate the landing files once (calibrated to the asked number of order lines), or reuse ``--landing``."""
+    if args.landing:
+        root = Path(args.landing).resolve()
+        g = json.loads((root.parent / "truth" / "generation.json").read_text())
+        rows = int(sum((g.get("rows") or {}).values()))
+        print(f"landing: reusing {root} ({g['order_lines']:,} order lines, {rows:,} rows)", flush=True)
+        return root, {"layer": "landing", "reused": str(root), "wall_s": None, "cpu_s": None, "peak_rss_mb": None,
+                      "rows_out": rows, "order_lines": g["order_lines"], "orders_per_day": g.get("orders_per_day"),
+                      "customers": g.get("customers"), "load_avg_1m": round(os.getloadavg()[0], 2)}
     calib = work / "calibration"
     g = _generate(calib, args.start, 1, 2000, 2000, args.seed)
     per_order = g["order_lines"] / 2000
@@ -371,7 +391,7 @@ def _summarize(land: dict, runs: dict[str, dict], order_lines: int) -> dict:
     for engine, r in runs.items():
         if "error" in r:
             continue
-        total_wall = land["wall_s"] + sum(r[layer]["wall_s"] for layer in LAYERS)
+        total_wall = (land["wall_s"] or 0.0) + sum(r[layer]["wall_s"] for layer in LAYERS)
         pipeline_wall = sum(r[layer]["wall_s"] for layer in LAYERS)
         for layer in LAYERS:
             f = r[layer]
@@ -419,8 +439,11 @@ def _print(result: dict) -> None:
     print(f"\n{result['order_lines']:,} order lines over {result['days']} days, {land['rows_out']:,} landed rows; "
           f"load average {result['load_avg_1m_start']} -> {result['load_avg_1m_end']} on {result['cpus']} CPUs")
     print(f"{'layer':<14}{'engine':<15}{'wall s':>9}{'CPU s':>9}{'JVM CPU s':>11}{'peak MB':>9}{'rows/s':>11}{'lines/s':>10}")
-    print(f"{'landing':<14}{'(generator)':<15}{land['wall_s']:>9}{land['cpu_s']:>9}{'':>11}{land['peak_rss_mb']:>9}"
-          f"{_per_s(land['rows_out'], land['wall_s']) or 0:>11,}{_per_s(land['order_lines'], land['wall_s']) or 0:>10,}")
+    if land.get("reused"):
+        print(f"{'landing':<14}reused {land['reused']}")
+    else:
+        print(f"{'landing':<14}{'(generator)':<15}{land['wall_s']:>9}{land['cpu_s']:>9}{'':>11}{land['peak_rss_mb']:>9}"
+              f"{_per_s(land['rows_out'], land['wall_s']) or 0:>11,}{_per_s(land['order_lines'], land['wall_s']) or 0:>10,}")
     for layer in ("engine_start", *LAYERS, "pipeline"):
         for engine, r in result["engines"].items():
             if "error" in r:
@@ -445,7 +468,8 @@ def _print(result: dict) -> None:
                 sites = ", ".join(f"{c['site']} {c['calls']}x {c['seconds']}s" for c in q["by_call_site"][:4])
                 print(f"    {q['round_trips']} Spark round trips, {q['round_trip_s']}s; most time: {sites}")
     mism = result["summary"]["row_count_mismatches"]
-    print("\nrow counts agree between engines" if not mism else f"\nROW COUNTS DIFFER: {json.dumps(mism)}")
+    if sum("rows" in r for r in result["engines"].values()) > 1:
+        print("\nrow counts agree between engines" if not mism else f"\nROW COUNTS DIFFER: {json.dumps(mism)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "pipeline.json"))
     p.add_argument("--quiet", action="store_true", help="hide the flows' progress output")
     p.add_argument("--keep", action="store_true", help="keep each engine's warehouse (needs --work-dir)")
+    p.add_argument("--landing", help="reuse the landing folder of an earlier run (<work-dir>/landing-data/landing)")
     # internal: one engine configuration in a child process
     p.add_argument("--child", choices=sorted(ENGINES), help=argparse.SUPPRESS)
     p.add_argument("--data-root", help=argparse.SUPPRESS)
