@@ -186,11 +186,12 @@ def _expected_lines(spark, settings: Settings, day: dt.date) -> DataFrame:
 # One table
 # ---------------------------------------------------------------------------------------------------------------
 def _gate(spark, df: DataFrame, *, table: str, run_id: str, settings: Settings, scope: str):
-    """The quality gate on an already materialized frame (refine stages the batch itself: see ``_apply_batch``)."""
+    """The quality gate: a row-scope batch is materialized by the gate itself, once, with a cheap row id (GX's many
+    queries, the split and the later writes all read those rows); table scope checks the merged silver table."""
     from expectations.gate import run_gate
 
     return run_gate(spark, df, table=table, run_id=run_id, settings=settings, scope=scope, index_columns=INDEX_COLUMNS,
-                    stage=False)
+                    stage=scope == "row")
 
 
 def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame, *, run: TableRun,
@@ -203,10 +204,9 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
     from lakehouse import quarantine as Q
 
     spec = _silver_spec(table)
-    # The batch is materialized once (the gate's many GX queries and the later writes all read the same rows).
+    # The gate materializes the batch once (its many GX queries and the later writes all read the same rows).
     gate = None
     try:
-        batch = _stage(spark, settings, batch, staging + "_batch")
         gate = _gate(spark, batch, table=table.qualified, run_id=run.run_id, settings=settings, scope="row")
         run.gate_results = [dict(r, scope="row") for r in gate.summary()]
         # Quarantine: count from the data, then MERGE (idempotent per source table and index key).
@@ -281,7 +281,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
     finally:
         if gate is not None:
             gate.cleanup(settings)
-        for suffix in ("", "_batch", "_quarantined"):
+        for suffix in ("", "_quarantined"):
             Storage(settings).delete_dir(staging + suffix)
 
 
