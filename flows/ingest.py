@@ -6,7 +6,8 @@ added by mapping files (``mappings/*.yaml``). For each bronze table and day:
 1. list the day's landing folder; skip files the ledger records as loaded with the same fingerprint;
 2. decode each new file with pyarrow (:mod:`transforms.bronze.readers`): malformed records are kept with their raw
    text and reason; apply the source mapping; reject the whole file (ledger row with the reason) when a required
-   column is missing; add the audit columns; write a staging Parquet file;
+   column is missing or when it carries more unexpected columns than ``LAKEHOUSE_MAX_EXTRA_COLUMNS`` (each one would
+   widen the bronze table for good); add the audit columns; write a staging Parquet file;
 3. DELETE from the bronze table any rows of these files (leftovers of a run that crashed after its bronze append but
    before its ledger append), then append the staging files in one Delta append (``mergeSchema``: a new column is
    added, never lost), then append the ledger rows, then remove the staging folder.
@@ -47,7 +48,9 @@ from transforms.bronze.conform import (
     add_audit_columns, apply_mapping, canonicalize_names, conform_to_entity, extra_columns,
 )
 from transforms.bronze.readers import read_landing_file
-from transforms.bronze.schemas import BATCH_FIELDS, DECODE_FIELDS, file_format, missing_required
+from transforms.bronze.schemas import (
+    BATCH_FIELDS, DECODE_FIELDS, file_format, missing_required, too_many_extra_columns,
+)
 
 #: Format of a landing file whose extension says nothing, per source kind.
 DEFAULT_FORMATS: dict[str, str] = {"online": "csv", "pos": "csv", "clickstream": "jsonl", "inventory": "parquet"}
@@ -249,6 +252,9 @@ def ingest_table(
                 missing = missing_required(table.column_names, target.entity) if decoded.columns else []
                 if missing:
                     reason = _rejection(target, f, missing, list(decoded.columns))
+                else:
+                    reason = too_many_extra_columns(f.uri, extra_columns(table, entity=target.entity),
+                                                    limit=settings.max_extra_columns)
             if reason:
                 records = decoded.records if decoded is not None else 0
                 entries.append(entry(f, fmt, decoded.encoding if decoded else None, records,

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     # A folder of extra source-mapping files (*.yaml) besides the repo's mappings/ (see lakehouse/mappings.py).
     mappings_dir: str | None = None
+    # Bronze rejects a landing file with more unexpected (drift / unmapped) columns than this, with the reason in the
+    # file ledger: each extra column a loaded file carries widens its bronze table for good (mergeSchema).
+    max_extra_columns: int = Field(default=50, ge=0)
 
     # API (issue 7). Keys are stored as hashes: a YAML/JSON file of [{name, hash, scopes}] or the same list as JSON in
     # LAKEHOUSE_API_KEYS. No default key outside local mode (local mode generates and prints a dev key).

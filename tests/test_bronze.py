@@ -318,6 +318,68 @@ def test_file_missing_a_required_column_is_rejected_with_reason(spark, settings)
     assert (again.files_loaded, again.files_skipped, again.files_rejected) == (0, 1, 1)
 
 
+def wide_orders_csv(order_id: str, n_extra: int) -> bytes:
+    """An online orders file with ``n_extra`` unexpected columns ``drift_1..n``."""
+    extras = [f"drift_{i}" for i in range(1, n_extra + 1)]
+    row = f"{order_id},c{order_id},2026-01-03T10:15:00Z,placed,web,mobile,GBP,SW1A 1AA,2026-01-03T10:15:00Z"
+    return (",".join([ORDERS_HEADER, *extras]) + "\n" + ",".join([row, *(f"v{i}" for i in range(n_extra))])
+            + "\n").encode()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("n_extra, rejected", [(0, False), (2, False), (3, True), (9_994, True)])
+def test_extra_column_cap_rejects_only_above_the_limit(n_extra, rejected):
+    from transforms.bronze.schemas import too_many_extra_columns
+
+    extra = [f"x{i:05d}" for i in range(n_extra)]
+    reason = too_many_extra_columns("landing/online/payments/ingest_date=2026-01-03/p.csv", extra, limit=2)
+    assert bool(reason) is rejected
+    if rejected:
+        assert reason.startswith("landing file landing/online/payments/ingest_date=2026-01-03/p.csv: ")
+        assert f"{n_extra:,} unexpected columns (`x00000`, `x00001`" in reason and "more than the 2 extra" in reason
+        assert "LAKEHOUSE_MAX_EXTRA_COLUMNS" in reason and len(reason) < 400  # names a few columns, not thousands
+
+
+@pytest.mark.unit
+def test_extra_column_cap_setting(monkeypatch):
+    from lakehouse.errors import ConfigError
+    from lakehouse.settings import load_settings
+
+    monkeypatch.delenv("LAKEHOUSE_MAX_EXTRA_COLUMNS", raising=False)
+    assert load_settings().max_extra_columns == 50
+    monkeypatch.setenv("LAKEHOUSE_MAX_EXTRA_COLUMNS", "7")
+    assert load_settings().max_extra_columns == 7
+    monkeypatch.setenv("LAKEHOUSE_MAX_EXTRA_COLUMNS", "-1")
+    with pytest.raises(ConfigError, match="max_extra_columns"):
+        load_settings()
+
+
+@pytest.mark.flow
+def test_file_with_too_many_extra_columns_is_rejected_and_loaded_once_the_cap_allows(spark, settings):
+    from flows.ingest import ingest_day
+
+    capped = settings.model_copy(update={"max_extra_columns": 2})
+    few = land(settings, "online", "orders", D1, "orders-0001.csv", wide_orders_csv("1", 2))
+    many = land(settings, "online", "orders", D1, "orders-0002.csv", wide_orders_csv("2", 3))
+    run = ingest_day(capped, D1, spark=spark)[0]
+    assert (run.files_loaded, run.files_rejected, run.rows_in, run.rows_out, run.rows_rejected) == (1, 1, 2, 1, 1)
+    assert run.balanced and run.status == "warn"
+    ledger = {e["file_path"]: e for e in ledger_rows(spark, settings)}
+    assert (ledger[few]["status"], ledger[few]["extra_columns"]) == ("loaded", "drift_1,drift_2")
+    assert ledger[many]["status"] == "rejected" and ledger[many]["rows"] == 1
+    reason = ledger[many]["reason"]
+    assert reason.startswith(f"landing file {many}: 3 unexpected columns (`drift_1`, `drift_2`, `drift_3`)")
+    rows = bronze_rows(spark, settings, "online", "orders")
+    assert [(r["order_id"], r["drift_2"]) for r in rows] == [("1", "v1")]
+    assert "drift_3" not in rows[0]  # the rejected file did not widen the table
+    assert Path(many).exists()  # nothing lost: the file stays in landing
+    # Raising the cap is enough: the rejected file is tried again and loaded; the loaded one is not reloaded.
+    again = ingest_day(settings.model_copy(update={"max_extra_columns": 3}), D1, spark=spark)[0]
+    assert (again.files_loaded, again.files_skipped, again.files_rejected, again.rows_out) == (1, 1, 0, 1)
+    rows = {r["order_id"]: r for r in bronze_rows(spark, settings, "online", "orders")}
+    assert rows["2"]["drift_3"] == "v2" and rows["1"]["drift_3"] is None
+
+
 @pytest.mark.flow
 def test_missing_landing_folder_is_a_clear_error(spark, settings):
     from flows.ingest import ingest_day, ingest_days

@@ -93,3 +93,20 @@ def missing_required(columns: list[str] | tuple[str, ...], entity: EntitySchema)
     """Required canonical columns of ``entity`` that are absent from ``columns``."""
     present = set(columns)
     return [c for c in entity.required if c not in present]
+
+
+def too_many_extra_columns(path: str, extra: list[str] | tuple[str, ...], *, limit: int) -> str:
+    """The reason to reject a file carrying more than ``limit`` unexpected columns ("" when within the cap).
+
+    Every extra column a loaded file carries is added to its bronze table for good (``mergeSchema``), so a file with
+    thousands of them (a broken export, a pivoted sheet) would widen every later version of the table. Such a file is
+    rejected as a whole: nothing of it is written, it stays in landing, and the next run tries it again.
+    """
+    if len(extra) <= limit:
+        return ""
+    shown = ", ".join(f"`{c}`" for c in extra[:5]) + (", ..." if len(extra) > 5 else "")
+    return (
+        f"landing file {path}: {len(extra):,} unexpected columns ({shown}), more than the {limit:,} extra columns "
+        "a file may add to its bronze table; not loaded (the file stays in landing). Fix the export, or raise "
+        "LAKEHOUSE_MAX_EXTRA_COLUMNS and ingest the day again"
+    )
