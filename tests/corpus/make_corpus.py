@@ -68,7 +68,6 @@ class Expected:
     silver_table: str = ""  # the silver table the records feed
     quarantine: dict[int, str] = field(default_factory=dict)  # line number -> a rule it must fail
     passes: tuple[int, ...] = ()  # line numbers that must reach silver
-    wishes: dict[int, str] = field(default_factory=dict)  # line -> a rule silver should apply but does not yet
     bronze_values: dict[tuple[int, str], str] = field(default_factory=dict)  # (line, column) -> exact bronze value
     silver_values: dict[tuple[int, str], str] = field(default_factory=dict)  # (line, column) -> silver value (any case)
     any_outcome: bool = False  # True: the file may be loaded (all records malformed) or rejected with a reason
@@ -219,15 +218,19 @@ def build_corpus(day: dt.date) -> list[tuple[Expected, bytes]]:
         ("Feb 1, 2026 10:00 AM", "values_parse"),
         ("1769940000", "values_parse"),         # epoch seconds
         ("2026-13-45T10:00:00Z", "values_parse"),
-        ("2999-01-01T00:00:00Z", "wish:order_time_plausible"),  # far future
-        ("1850-01-01T00:00:00Z", "wish:order_time_plausible"),  # pre-1900
+        ("2999-01-01T00:00:00Z", "order_time_plausible"),  # far future
+        ("1850-01-01T00:00:00Z", "order_time_plausible"),  # pre-1900
+        ("1989-12-31T23:59:59Z", "order_time_plausible"),  # the last second before the 1990-01-01 bound
+        ("1990-01-01T00:00:00Z", None),                    # the bound itself
+        ("2026-01-29T08:00:00Z", None),                    # a late record: three days before its landing day
+        ("2026-02-02T23:59:59Z", None),                    # clock skew: the last second of the tolerated day after
+        ("2026-02-03T00:00:00Z", "order_time_plausible"),  # ingest_date + 2 days: past the tolerance
     ]
     orders = [[f"ORD-9{i:02d}", "C-0501", ts, "placed", "web", "desktop", "GBP", "LS1 1AA", ts]
               for i, (ts, _) in enumerate(stamps)]
     add(Expected("online", "orders", "orders-0001-dates.csv", "order times in five formats, pre-1900 and far-future",
                  "loaded", len(orders), silver_table="silver.orders",
-                 quarantine={i + 1: rule for i, (_, rule) in enumerate(stamps) if rule and not rule.startswith("wish:")},
-                 wishes={i + 1: rule[5:] for i, (_, rule) in enumerate(stamps) if rule and rule.startswith("wish:")},
+                 quarantine={i + 1: rule for i, (_, rule) in enumerate(stamps) if rule},
                  passes=tuple(i + 1 for i, (_, rule) in enumerate(stamps) if rule is None)),
         _csv(ONLINE_ORDERS, orders))
 
@@ -255,8 +258,21 @@ def build_corpus(day: dt.date) -> list[tuple[Expected, bytes]]:
     wide_rows = [[f"PAY-90{i}", "ORD-900", "2026-02-01T10:00:05Z", "card", "10.00", "captured",
                   *("v" for _ in range(WIDE_COLUMNS - len(ONLINE_PAYMENTS)))] for i in range(2)]
     add(Expected("online", "payments", "payments-0001-10000-columns.csv", "10,000 columns", "rejected", 2,
-                 reason="columns", any_outcome=True, silver_table="silver.payments"),
+                 reason=f"{WIDE_COLUMNS - len(ONLINE_PAYMENTS):,} unexpected columns", silver_table="silver.payments"),
         _csv(wide_header, wide_rows))
+    pay_times = [
+        ("2026-02-01T10:00:05Z", None),
+        ("2999-01-01T00:00:00Z", "payment_time_plausible"),  # far future
+        ("1850-01-01T00:00:00Z", "payment_time_plausible"),  # pre-1900
+        ("2026-01-30T10:00:00Z", None),                      # a late record
+        ("", None),                                          # no time (a warning, not a defect)
+    ]
+    add(Expected("online", "payments", "payments-0002-times.csv", "payment times far-future, pre-1900 and late",
+                 "loaded", len(pay_times), silver_table="silver.payments",
+                 quarantine={i + 1: rule for i, (_, rule) in enumerate(pay_times) if rule},
+                 passes=tuple(i + 1 for i, (_, rule) in enumerate(pay_times) if rule is None)),
+        _csv(ONLINE_PAYMENTS, [[f"PAY-92{i}", "ORD-900", ts, "card", "10.00", "captured"]
+                               for i, (ts, _) in enumerate(pay_times)]))
 
     # -- clickstream events (JSON lines): wrong types, malformed lines, CRLF, gzip, garbage -----------------------
     ev_lines = [
@@ -270,13 +286,16 @@ def build_corpus(day: dt.date) -> list[tuple[Expected, bytes]]:
         "",                                                          # 8 blank: not a record
         json.dumps(_event(9, event_type=True)),                      # 9 a boolean event type
         json.dumps(_event(10, event_time="2999-01-01 00:00:00 UTC")),  # 10 far future
+        json.dumps(_event(11, event_time="1850-01-01 00:00:00 UTC")),  # 11 pre-1900
+        json.dumps(_event(12, event_time="2026-02-02 23:30:00 UTC")),  # 12 clock skew within the tolerance
     ]
     add(Expected("clickstream", "events", "events-0001-wrong-types.jsonl", "JSON with wrong types and broken lines",
-                 "loaded", 9, malformed=2, silver_table="silver.events",
+                 "loaded", 11, malformed=2, silver_table="silver.events",
                  quarantine={2: "values_parse", 3: "values_parse", 4: "values_parse", 6: "no_parse_error",
-                             7: "no_parse_error", 9: "event_type_known"},
-                 wishes={10: "event_time_plausible"},
-                 passes=(1, 5), bronze_values={(5, "user_id"): "12345", (5, "price"): "19.5", (3, "price"): '{"amount":5}'}),
+                             7: "no_parse_error", 9: "event_type_known", 10: "event_time_plausible",
+                             11: "event_time_plausible"},
+                 passes=(1, 5, 12),
+                 bronze_values={(5, "user_id"): "12345", (5, "price"): "19.5", (3, "price"): '{"amount":5}'}),
         "\n".join(ev_lines) + "\n")
     add(Expected("clickstream", "events", "events-0002-crlf.jsonl", "JSON lines with CRLF line ends", "loaded", 2,
                  silver_table="silver.events", passes=(1, 2)),
@@ -320,6 +339,27 @@ def build_corpus(day: dt.date) -> list[tuple[Expected, bytes]]:
                  passes=(1, 2), bronze_values={(1, "quantity"): "5", (2, "unit_cost"): "2.25",
                                                (1, "reference"): '{"po":"A1"}'}),
         parquet(typed))
+    move_times = [
+        ("2026-02-01T09:00:00Z", None),
+        ("1850-01-01T00:00:00Z", "movement_time_plausible"),  # pre-1900
+        ("2999-12-31T23:59:59Z", "movement_time_plausible"),  # far future
+        ("2026-01-31T18:00:00Z", None),                       # a late record
+    ]
+    timed = pa.table({
+        "movement_id": [f"MV-T{i}" for i in range(len(move_times))],
+        "movement_ts": [ts for ts, _ in move_times],
+        "location_id": ["S01"] * len(move_times),
+        "sku": ["1000001"] * len(move_times),
+        "movement_type": ["inbound"] * len(move_times),
+        "quantity": ["5"] * len(move_times),
+        "unit_cost": ["1.50"] * len(move_times),
+        "reference": ["PO-9"] * len(move_times),
+    })
+    add(Expected("inventory", "movements", "movements-0004-times.parquet", "movement times pre-1900 and far-future",
+                 "loaded", len(move_times), silver_table="silver.inventory_movements",
+                 quarantine={i + 1: rule for i, (_, rule) in enumerate(move_times) if rule},
+                 passes=tuple(i + 1 for i, (_, rule) in enumerate(move_times) if rule is None)),
+        parquet(timed))
     return out
 
 
