@@ -28,10 +28,10 @@ BLOCKING_FEATURES: tuple[str, ...] = (
 
 # The ordered levels every comparison knows (the first that holds wins). Config gives m/u for each.
 COMPARISON_LEVELS: dict[str, tuple[str, ...]] = {
-    "first_name": ("exact", "nickname", "fuzzy", "soundex", "initial", "different"),
+    "first_name": ("exact", "nickname", "fuzzy", "soundex", "initial", "similar", "different"),
     "last_name": ("exact", "fuzzy", "soundex", "different"),
     "date_of_birth": ("exact", "typo", "same_year", "different"),
-    "email": ("exact", "same_local_part", "fuzzy", "different"),
+    "email": ("exact", "same_local_part", "name_local_part", "fuzzy", "different"),
     "phone": ("exact", "last_digits", "different"),
     "postcode": ("exact", "district", "different"),
     "address": ("exact", "fuzzy", "same_number", "different"),
@@ -112,6 +112,8 @@ class Scoring(_Strict):
     """Fellegi-Sunter parameters."""
 
     prior_match_probability: float = Field(gt=0, lt=1)
+    # when set, the prior is this many matches per record over the (bucketed) record count, capped by the one above
+    prior_matches_per_record: float | None = Field(default=None, gt=0)
     match_threshold: float = Field(gt=0, lt=1)
     strong_threshold: float = Field(gt=0, lt=1)
     comparisons: dict[str, dict[str, Level]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 from pyspark.sql import functions as F
@@ -153,6 +154,35 @@ LEVEL_CASES = [
     ({"addr": "12 High Street"}, {"addr": "12 Mill Lane"}, "address", "same_number"),
     ({"city": "London"}, {"city": "Lodnon"}, "city", "fuzzy"),
     ({"city": "London"}, {"city": "Leeds"}, "city", "different"),
+    # initials of a nickname, typos of a nickname's full form, a typo on each side
+    ({"first": "L."}, {"first": "Olivia"}, "first_name", "initial"),         # Liv. -> L.
+    ({"first": "B"}, {"first": "Rebecca"}, "first_name", "initial"),         # Becky
+    ({"first": "T"}, {"first": "Rebecca"}, "first_name", "different"),
+    ({"first": "Jmaes"}, {"first": "Jim"}, "first_name", "fuzzy"),            # a typo of James, whom Jim stands for
+    ({"first": "Ollivia"}, {"first": "Livvy"}, "first_name", "fuzzy"),
+    ({"first": "Jmes"}, {"first": "Tom"}, "first_name", "different"),
+    ({"first": "Paddy"}, {"first": "Padraig"}, "first_name", "nickname"),
+    ({"first": "Sarqh"}, {"first": "Sarrah"}, "first_name", "similar"),       # a typo on each record
+    ({"first": "Harry"}, {"first": "Henry"}, "first_name", "different"),
+    # a mailbox name made of the names only is shared by namesakes; one with more in it is evidence
+    ({"first": "Jane", "last": "Doe", "email": "jane.doe@x.com"}, {"first": "Jane", "last": "Doe", "email": "janedoe@y.org"},
+     "email", "name_local_part"),
+    ({"first": "Jane", "last": "Doe", "email": "jdoe@x.com"}, {"first": "Jane", "last": "Doe", "email": "jdoe@y.org"},
+     "email", "name_local_part"),
+    ({"first": "Jane", "last": "Doe", "email": "jane.doe85@x.com"}, {"first": "Jane", "last": "Doe", "email": "janedoe85@y.org"},
+     "email", "same_local_part"),
+    ({"email": "smith12@x.com"}, {"email": "smith98@x.com"}, "email", "different"),  # two mailboxes, not a typo
+    ({"email": "smith12@x.com"}, {"email": "smtih12@x.com"}, "email", "fuzzy"),      # a transposition
+    ({"addr": "12 High Street"}, {"addr": "14 High Street"}, "address", "different"),  # another house
+    # once the postcodes differ, a different street and town are not counted again
+    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "9 Park Lane", "city": "York", "postcode": "YO1 7HH"},
+     "address", "null"),
+    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "9 Park Lane", "city": "York", "postcode": "YO1 7HH"},
+     "city", "null"),
+    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS2 4AP"},
+     "address", "exact"),
+    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "9 Park Lane", "city": "Leeds", "postcode": "LS1 4AP"},
+     "address", "different"),
 ]
 
 
@@ -221,6 +251,57 @@ def test_probabilistic_scores_and_term_frequency(spark, cfg):
     assert family["match_rule"] is None and family["match_probability"] < 0.5
     common = got[("online:j1", "pos:j1")]
     assert common["w_last_name"] < same["w_last_name"], "term frequency: common surname weighs less"
+
+
+def test_precision_guards_namesakes_and_households(spark, cfg):
+    rows = [
+        # namesakes: same common name, mailbox names made of the name at other domains, other towns
+        rec("online", "n1", "James", "Smith", email="jamessmith@gmail.com", postcode="LS1 4AP", addr="3 Mill Road", city="Leeds"),
+        rec("pos", "n2", "James", "Smith", email="james.smith@hotmail.co.uk", postcode="M1 1AE", addr="8 Park Lane", city="Manchester"),
+        rec("online", "n3", "James", "Smith", email="jsmith@yahoo.co.uk", phone="+447700900001"),
+        rec("pos", "n4", "James", "Smith", email="jsmith@outlook.com", phone="+447700900002"),
+        # a household: one address, landline and surname; the first names are two edits apart but both real names
+        rec("online", "h1", "Harry", "Cole", phone="+441134960000", addr="5 Elm Grove", city="Leeds", postcode="LS6 2AB"),
+        rec("pos", "h2", "Henry", "Cole", phone="+441134960000", addr="5 Elm Grove", city="Leeds", postcode="LS6 2AB"),
+        rec("online", "h3", "Olivia", "Cole", addr="5 Elm Grove", city="Leeds", postcode="LS6 2AB", dob=dt.date(1990, 4, 4)),
+        rec("pos", "h4", "Oliver", "Cole", addr="5 Elm Grove", city="Leeds", postcode="LS6 2AB", dob=dt.date(1990, 4, 4)),
+    ]
+    rows += [rec("online", f"f{i}", f"N{i}", "Smith") for i in range(10)] + [rec("online", f"j{i}", "James", f"L{i}") for i in range(10)]
+    got = _score(spark, cfg, rows)
+    linked = {k for k, r in got.items() if r["match_rule"] is not None}
+    assert ("online:n1", "pos:n2") not in linked, "namesakes with name-built mailboxes at other domains"
+    assert ("online:n3", "pos:n4") not in linked, "namesakes with different phones"
+    assert got[("online:n1", "pos:n2")]["lvl_email"] == "name_local_part"
+    assert ("online:h1", "pos:h2") not in linked and ("online:h3", "pos:h4") not in linked, "a household is two people"
+
+
+def test_typo_on_each_record_and_nickname_initial_still_link(spark, cfg):
+    rows = [
+        rec("online", "1", "Sarqh", "Lomax", email="s.lomax@x.com", phone="+447700900111", postcode="LS1 4AP", addr="3 Mill Road"),
+        rec("pos", "1", "Sarrah", "Lomax", email="s.lomax@x.com", phone="+447700900111", postcode="LS1 4AP", addr="3 Mill Rd"),
+        rec("online", "2", "Olivia", "Quayle", dob=dt.date(1984, 2, 3), postcode="YO1 7HH", addr="9 Park Lane"),
+        rec("pos", "2", full="Quayle, L.", dob=dt.date(1984, 2, 3), postcode="YO1 7HH", addr="9 Park Lane"),
+    ]
+    got = _score(spark, cfg, rows)
+    assert got[("online:1", "pos:1")]["lvl_first_name"] == "similar"
+    assert got[("online:1", "pos:1")]["match_rule"] == "exact_email", "not vetoed as a different first name"
+    assert got[("online:2", "pos:2")]["lvl_first_name"] == "initial"
+    assert got[("online:2", "pos:2")]["match_rule"] == "fellegi_sunter"
+
+
+def test_prior_falls_as_the_population_grows(spark, cfg):
+    pair = [rec("online", "a", "Zia", "Quinlan", dob=dt.date(1971, 3, 3)), rec("pos", "a", "Zia", "Quinlan", dob=dt.date(1971, 3, 3))]
+    cfg = cfg.with_overrides(term_frequency={"min_u": 0.01, "max_u": 0.01})  # name weights independent of the population
+    fillers = lambda n: [rec("online", f"x{i}", f"F{i}", f"L{i}") for i in range(n)]  # noqa: E731
+    small_cfg = cfg.with_overrides(scoring={"prior_match_probability": 0.5, "prior_matches_per_record": 0.68})
+    small = _score(spark, small_cfg, pair + fillers(30))[("online:a", "pos:a")]
+    large = _score(spark, small_cfg, pair + fillers(500))[("online:a", "pos:a")]
+    # 32 records -> 2^5, 502 records -> 2^8.5: the prior odds fall by ~3.5 bits, the evidence is the same
+    evidence = lambda r: r["match_weight"] - r["prior_weight"]  # noqa: E731
+    assert abs(evidence(small) - evidence(large)) < 1e-9
+    assert small["prior_weight"] - large["prior_weight"] > 3.0
+    fixed = _score(spark, cfg.with_overrides(scoring={"prior_matches_per_record": None}), pair)[("online:a", "pos:a")]
+    assert fixed["prior_weight"] == pytest.approx(math.log2(cfg.scoring.prior_match_probability / (1 - cfg.scoring.prior_match_probability)))
 
 
 # -- clustering ---------------------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from lakehouse.identity_config import COMPARISON_LEVELS, IdentityConfig
 
 # Feature columns carried into pair comparison (l_* and r_*).
 PAIR_FEATURES: tuple[str, ...] = (
-    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_u", "f_last", "f_last_soundex", "f_last_u",
-    "f_email", "f_email_local", "f_phone", "f_phone_last", "f_loyalty", "f_dob", "f_postcode",
-    "f_postcode_district", "f_city", "f_address", "f_house_number",
+    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initials", "f_first_known", "f_first_u",
+    "f_last", "f_last_soundex", "f_last_u", "f_email", "f_email_local", "f_email_named", "f_phone", "f_phone_last",
+    "f_loyalty", "f_dob", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number", "f_population",
 )
 LINK_COLUMNS: tuple[str, ...] = (
     "left_key", "right_key", "match_weight", "match_probability", "match_score", "match_rule", "is_strong",
@@ -86,17 +86,35 @@ def comparison_levels() -> dict[str, Column]:
     fuzzy_name = lambda n, sx: (  # noqa: E731
         (_lev(n) <= 1) | ((_lev(n) <= 2) & (_short(n) > 5) & _both(sx) & _eq(sx)) | _contains_either(n, 4)
     )
+    # an initial that abbreviates the other name or one of its nicknames (L. for Olivia via Liv)
     initial = (
-        ((F.length("l_f_first") == 1) & (F.col("l_f_first") == F.substring("r_f_first", 1, 1)))
-        | ((F.length("r_f_first") == 1) & (F.col("r_f_first") == F.substring("l_f_first", 1, 1)))
+        ((F.length("l_f_first") == 1) & (F.instr(F.coalesce("r_f_first_initials", F.substring("r_f_first", 1, 1)), F.col("l_f_first")) > 0))
+        | ((F.length("r_f_first") == 1) & (F.instr(F.coalesce("l_f_first_initials", F.substring("l_f_first", 1, 1)), F.col("r_f_first")) > 0))
     )
+
+    # a typo of a nickname's full form (jmaes / jim): one edit, or a transposition, from a name the other one stands for
+    def near_form(forms: str, other: str) -> Column:
+        o = F.col(other)
+        o_letters = F.array_join(F.array_sort(F.split(o, "")), "")
+        return (F.length(o) >= 4) & F.exists(
+            forms,
+            lambda x: (F.levenshtein(x, o) <= 1)
+            | ((F.levenshtein(x, o) <= 2) & (F.array_join(F.array_sort(F.split(x, "")), "") == o_letters)),
+        )
+
+    nickname_typo = near_form("l_f_first_names", "r_f_first") | near_form("r_f_first_names", "l_f_first")
+    email_letters = lambda side: F.array_join(F.array_sort(F.split(F.col(f"{side}_f_email"), "")), "")  # noqa: E731
+    same_number = ~(_both("f_house_number") & ~_eq("f_house_number"))
     dob_str = lambda side: F.date_format(F.col(f"{side}_f_dob"), "yyyyMMdd")  # noqa: E731
     dob_swap = (
         (F.year("l_f_dob") == F.year("r_f_dob"))
         & (F.month("l_f_dob") == F.dayofmonth("r_f_dob")) & (F.dayofmonth("l_f_dob") == F.month("r_f_dob"))
     )
     addr_len = F.greatest(F.length("l_f_address"), F.length("r_f_address"))
-    return {
+    # Postcode, street and town move together: once the postcodes differ (a move, another address), a different
+    # street and town are no further evidence against a match, so they weigh nothing (null) instead of three times.
+    other_postcode = _both("f_postcode") & ~_eq("f_postcode") & ~(_both("f_postcode_district") & _eq("f_postcode_district"))
+    levels = {
         "first_name": _level(
             _both("f_first"),
             [
@@ -109,10 +127,20 @@ def comparison_levels() -> dict[str, Column]:
                         fuzzy_name("f_first", "f_first_soundex")
                         | ((_lev("f_first") <= 2) & _eq("f_first_letters"))  # a transposition: emma / emam
                         | ((_short("f_first") >= 3) & (F.col("l_f_first").startswith(F.col("r_f_first")) | F.col("r_f_first").startswith(F.col("l_f_first"))))
+                        | nickname_typo
                     ),
                 ),
                 ("soundex", _both("f_first_soundex") & _eq("f_first_soundex")),
                 ("initial", initial),
+                # two edits apart, same first and last letter, not two listed names: a typo on each record
+                # (sarqh / sarrah), not another name (olivia / oliver, harry / henry)
+                (
+                    "similar",
+                    (_short("f_first") >= 4) & (_lev("f_first") <= 2)
+                    & ~(F.coalesce("l_f_first_known", F.lit(False)) & F.coalesce("r_f_first_known", F.lit(False)))
+                    & (F.substring("l_f_first", 1, 1) == F.substring("r_f_first", 1, 1))
+                    & (F.substring("l_f_first", -1, 1) == F.substring("r_f_first", -1, 1)),
+                ),
             ],
         ),
         "last_name": _level(
@@ -135,8 +163,15 @@ def comparison_levels() -> dict[str, Column]:
             _both("f_email"),
             [
                 ("exact", _eq("f_email")),
-                ("same_local_part", _both("f_email_local") & _eq("f_email_local")),
-                ("fuzzy", _lev("f_email") <= 2),
+                (
+                    "same_local_part",
+                    _both("f_email_local") & _eq("f_email_local")
+                    & ~F.coalesce(F.col("l_f_email_named"), F.lit(False)) & ~F.coalesce(F.col("r_f_email_named"), F.lit(False)),
+                ),
+                # a mailbox name made of the names only: namesakes share it at other domains
+                ("name_local_part", _both("f_email_local") & _eq("f_email_local")),
+                # one edit, or a transposition (gmial.com); two different edits are two mailboxes (smith12 / smith98)
+                ("fuzzy", (_lev("f_email") <= 1) | ((_lev("f_email") <= 2) & (email_letters("l") == email_letters("r")))),
             ],
         ),
         "phone": _level(
@@ -155,12 +190,16 @@ def comparison_levels() -> dict[str, Column]:
             _both("f_address"),
             [
                 ("exact", _eq("f_address")),
-                ("fuzzy", _lev("f_address") <= F.greatest(F.lit(2), F.floor(addr_len * 0.2))),
+                # a spelling difference, not another house in the same street
+                ("fuzzy", same_number & (_lev("f_address") <= F.greatest(F.lit(2), F.floor(addr_len * 0.2)))),
                 ("same_number", _both("f_house_number") & _eq("f_house_number")),
             ],
         ),
         "city": _level(_both("f_city"), [("exact", _eq("f_city")), ("fuzzy", _lev("f_city") <= 2)]),
     }
+    for name in ("address", "city"):
+        levels[name] = F.when(other_postcode & (levels[name] == "different"), F.lit("null")).otherwise(levels[name])
+    return levels
 
 
 def _log2(x: float) -> float:
@@ -183,14 +222,27 @@ def _weight(comparison: str, level_col: Column, config: IdentityConfig) -> Colum
     return expr.otherwise(F.lit(0.0))
 
 
+def prior_weight(config: IdentityConfig) -> Column:
+    """log2 of the prior odds: ``prior_match_probability``, or with ``prior_matches_per_record`` that many matches
+    per record over the pair's bucketed record count, at most ``prior_match_probability`` (the share of random pairs
+    that match falls as the population grows, so precision holds at scale; a small population stays cautious)."""
+    s = config.scoring
+    fixed = F.lit(_log2(s.prior_match_probability / (1 - s.prior_match_probability)))
+    if s.prior_matches_per_record is None:
+        return fixed
+    p = F.least(F.lit(s.prior_match_probability), F.lit(s.prior_matches_per_record) / F.col("l_f_population"))
+    return F.coalesce(F.log2(p / (F.lit(1.0) - p)), fixed)
+
+
 def score_pairs(pairs_with_features: DataFrame, *, config: IdentityConfig) -> DataFrame:
-    """Add ``lvl_<comparison>`` levels, ``w_<comparison>`` weights, ``match_weight`` and ``match_probability``."""
+    """Add ``lvl_<comparison>`` levels, ``w_<comparison>`` weights, ``prior_weight``, ``match_weight`` and
+    ``match_probability``."""
     levels = comparison_levels()
     out = pairs_with_features
     for name, expr in levels.items():
         out = out.withColumn(f"lvl_{name}", expr)
-    prior = config.scoring.prior_match_probability
-    total = F.lit(_log2(prior / (1 - prior)))
+    out = out.withColumn("prior_weight", prior_weight(config))
+    total = F.col("prior_weight")
     for name in levels:
         out = out.withColumn(f"w_{name}", _weight(name, F.col(f"lvl_{name}"), config))
         total = total + F.col(f"w_{name}")

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from lakehouse.errors import LakehouseError
 from lakehouse.identity_config import IdentityConfig
 
-from .nicknames import nickname_pairs, nickname_sets
+from .nicknames import name_initials, nickname_pairs, nickname_sets
 
 SILVER_CUSTOMER_COLUMNS: tuple[str, ...] = (
     "source_system", "source_kind", "source_customer_id", "first_name", "last_name", "full_name", "email",
@@ -101,6 +101,14 @@ def email_local_part(email: Column) -> Column:
     return F.when(F.length(local) >= 4, local)
 
 
+def email_local_is_name(local: Column, first: Column, last: Column) -> Column:
+    """True when a mailbox name is nothing but the person's names (johnsmith, jsmith, smithj): it then repeats the
+    name evidence and says little on its own, as namesakes pick the same mailbox name at other domains."""
+    no_last = F.replace(local, last, F.lit(""))
+    stripped = F.when(first.isNotNull(), F.replace(no_last, first, F.lit(""))).otherwise(no_last)
+    return F.when(local.isNotNull() & last.isNotNull(), F.length(stripped) <= 1)
+
+
 def phone_digits(col: Column) -> Column:
     """The digits of a phone number."""
     return F.regexp_replace(col, r"[^0-9]", "")
@@ -175,6 +183,7 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     split_first, split_last = _split_full_name(F.col("full_name"))
     nick = F.create_map(*[x for pair in nickname_pairs() for x in _lit_list(pair)])
     nick_sets = F.create_map(*[x for pair in nickname_sets() for x in _lit_list(pair)])
+    initials = F.create_map(*[x for pair in name_initials() for x in _lit_list(pair)])
     # Built in small steps that reference earlier columns: one deeply nested expression per feature makes the
     # engine's planner slow, a chain of projections does not.
     steps: list[tuple[str, Column]] = [
@@ -203,9 +212,13 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         ("f_first_letters", F.array_join(F.array_sort(F.split(F.col("f_first"), "")), "")),
         ("f_first_soundex", F.when(F.length("f_first") > 1, F.soundex("f_first"))),
         ("f_first_initial", F.substring("f_first", 1, 1)),
+        # every letter the name may be abbreviated to (its own, and those of its nicknames: Olivia -> O. or L.)
+        ("f_first_initials", F.when(F.length("f_first") > 1, F.coalesce(initials[F.col("f_first")], F.col("f_first_initial")))),
+        ("f_first_known", F.when(F.length("f_first") > 1, initials[F.col("f_first")].isNotNull())),  # a listed name
         ("f_last_soundex", F.soundex("f_last")),
         ("f_last_prefix", F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3))),
         ("f_email_local", email_local_part(F.col("f_email"))),
+        ("f_email_named", email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last"))),
         ("f_phone_last", F.substring("f_phone", -7, 7)),
         ("f_birth_year", F.year("f_dob").cast("string")),
         ("f_postcode_district", F.when(F.col("f_postcode").rlike(_GB_POSTCODE), F.expr("substring(f_postcode, 1, length(f_postcode) - 3)"))),
@@ -230,13 +243,16 @@ def remove_frequent_identifiers(df: DataFrame, *, config: IdentityConfig) -> Dat
         if cap is not None:
             out = out.withColumn("_n", _count_by(col)).withColumn(col, F.when(F.col("_n") <= cap, F.col(col))).drop("_n")
     # derived values follow their source
-    return out.withColumn("f_email_local", email_local_part(F.col("f_email"))).withColumn(
-        "f_phone_last", F.substring("f_phone", -7, 7)
+    return (
+        out.withColumn("f_email_local", email_local_part(F.col("f_email")))
+        .withColumn("f_email_named", email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last")))
+        .withColumn("f_phone_last", F.substring("f_phone", -7, 7))
     )
 
 
 def add_term_frequencies(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
-    """Add ``f_first_u`` / ``f_last_u``: the bucketed share of records carrying the same name (the tf u)."""
+    """Add ``f_first_u`` / ``f_last_u`` (the bucketed share of records carrying the same name, the tf u) and
+    ``f_population`` (the bucketed record count)."""
     tf = config.term_frequency
     out = df.withColumn("_total", F.count(F.lit(1)).over(Window.partitionBy()))
     for col in ("f_first", "f_last"):
@@ -245,7 +261,8 @@ def add_term_frequencies(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         bucketed = F.pow(F.lit(2.0), F.floor(F.log2(share)) + 0.5)
         u = F.least(F.greatest(bucketed, F.lit(tf.min_u)), F.lit(tf.max_u))
         out = out.withColumn(f"{col}_u", F.when(F.col(col).isNotNull(), u))
-    return out.drop("_total")
+    # the population the prior match probability scales with, bucketed to half powers of two (like the names)
+    return out.withColumn("f_population", F.pow(F.lit(2.0), F.floor(F.log2("_total") * 2) / 2)).drop("_total")
 
 
 _FEATURE_OF_KEY = {
@@ -283,9 +300,10 @@ def add_blocking_keys(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
 
 
 FEATURE_COLUMNS: tuple[str, ...] = (
-    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initial", "f_first_u", "f_last", "f_last_soundex",
-    "f_last_prefix", "f_last_u", "f_email", "f_email_local", "f_phone", "f_phone_last", "f_loyalty", "f_dob",
-    "f_birth_year", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number",
+    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initial",
+    "f_first_initials", "f_first_known", "f_first_u", "f_last", "f_last_soundex", "f_last_prefix", "f_last_u", "f_email", "f_email_local",
+    "f_email_named", "f_phone", "f_phone_last", "f_loyalty", "f_dob",
+    "f_birth_year", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number", "f_population",
 )
 
 

@@ -44,8 +44,11 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "matthew": ("matt", "matty"),
     "michael": ("mike", "mick", "mickey", "mikey", "mitch"),
     "nicholas": ("nick", "nicky", "nico"),
+    "nicolas": ("nico", "nick"),
+    "mathieu": ("matt", "mat", "matthieu"),
     "patricia": ("pat", "patty", "trish", "tricia"),
     "patrick": ("paddy", "pat"),
+    "padraig": ("paddy", "padraic", "podge"),
     "peter": ("pete",),
     "philip": ("phil", "pip", "phillip"),
     "rebecca": ("becky", "becca", "bex"),
@@ -122,3 +125,14 @@ def nickname_sets() -> list[tuple[str, str]]:
         for variant in variants:
             out.setdefault(variant, set()).add(canonical)
     return sorted((name, "|".join(sorted(c))) for name, c in out.items())
+
+
+def name_initials() -> list[tuple[str, str]]:
+    """(name, "letters"): the first letters of every form of the name's group(s) (olivia -> "lo": Liv. and O.
+    both abbreviate an Olivia); only names that belong to a group are listed."""
+    out: dict[str, set[str]] = {}
+    for canonical, variants in _GROUPS.items():
+        letters = {n[0] for n in (canonical, *variants)}
+        for name in (canonical, *variants):
+            out.setdefault(name, set()).update(letters)
+    return sorted((name, "".join(sorted(c))) for name, c in out.items())
