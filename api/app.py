@@ -26,7 +26,7 @@ from api.middleware import ServiceMiddleware
 from api.pages import router as pages_router
 from api.problems import install_problem_handlers, problem_response
 from api.repository import GoldRepository
-from api.routes import COMMON_ERRORS, FastJSON, router
+from api.routes import COMMON_ERRORS, CustomerMoved, FastJSON, moved_response, router
 from api.schemas import HealthPublic, ReadyPublic
 from api.security import load_key_store
 from lakehouse import __version__
@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, repository: GoldRepository | None = None, 
     app.state.metrics = metrics
     app.state.dev_key = dev_key
     install_problem_handlers(app)
+    app.add_exception_handler(CustomerMoved, moved_response)  # a retired golden id: 308 to its survivor
     app.include_router(router)
     app.include_router(pages_router)  # HTML pages (issue 9): login, overview, customer 360, identity, pipeline
 

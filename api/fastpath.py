@@ -90,15 +90,18 @@ class FastPath:
 
     async def serve(self, scope: dict[str, Any], send: Callable[..., Any], route: Any,
                     answer: Callable[[Any], dict[str, Any]]) -> None:
-        """Authorize, answer and send (problem+json for 401/403/404/503, exactly as the FastAPI route would)."""
+        """Authorize, answer and send (problem+json for 401/403/404/503, 308 for a retired id, as FastAPI would)."""
         scope["route"] = route
         try:
             ctx = authorize(self.state.key_store, self.state.repository, scope["headers"], scope["state"])
             body = orjson.dumps(answer(ctx))
             status, headers = 200, list(_JSON)
+        except routes.CustomerMoved as exc:  # a retired golden id: 308 to the survivor, as api.routes.moved_response
+            body, location = routes.moved_parts(exc, scope.get("query_string", b""))
+            status, headers = 308, [(b"location", location.encode("latin-1")), *_JSON]
         except ProblemError as exc:
             body = orjson.dumps(problem_body(exc.status, exc.detail, title=exc.title, instance=scope["path"],
-                                             errors=exc.errors))
+                                             errors=exc.errors, candidates=exc.candidates))
             status = exc.status
             headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
             headers.append((b"content-type", PROBLEM_JSON.encode()))

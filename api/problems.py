@@ -21,18 +21,22 @@ class ProblemError(Exception):
     """Raise to answer with a problem document."""
 
     def __init__(self, status: int, detail: str, *, title: str | None = None, headers: dict[str, str] | None = None,
-                 errors: list[dict[str, str]] | None = None) -> None:
+                 errors: list[dict[str, str]] | None = None, candidates: list[str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.title = title or HTTPStatus(status).phrase
         self.headers = headers or {}
         self.errors = errors
+        self.candidates = candidates
 
 
 def problem_body(status: int, detail: str | None, *, title: str | None = None, instance: str | None = None,
-                 errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """The problem document (``type`` about:blank: the title is the HTTP status phrase or a short summary)."""
+                 errors: list[dict[str, str]] | None = None, candidates: list[str] | None = None) -> dict[str, Any]:
+    """The problem document (``type`` about:blank: the title is the HTTP status phrase or a short summary).
+
+    ``candidates`` (an extension member) lists the golden ids a retired id's records now belong to.
+    """
     body: dict[str, Any] = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status}
     if detail:
         body["detail"] = detail
@@ -40,13 +44,16 @@ def problem_body(status: int, detail: str | None, *, title: str | None = None, i
         body["instance"] = instance
     if errors is not None:
         body["errors"] = errors
+    if candidates is not None:
+        body["candidates"] = candidates
     return body
 
 
 def problem_response(status: int, detail: str | None, *, title: str | None = None, instance: str | None = None,
-                     headers: dict[str, str] | None = None, errors: list[dict[str, str]] | None = None) -> Response:
+                     headers: dict[str, str] | None = None, errors: list[dict[str, str]] | None = None,
+                     candidates: list[str] | None = None) -> Response:
     """A problem+json response."""
-    body = problem_body(status, detail, title=title, instance=instance, errors=errors)
+    body = problem_body(status, detail, title=title, instance=instance, errors=errors, candidates=candidates)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -70,7 +77,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
         return problem_response(exc.status, exc.detail, title=exc.title, instance=_instance(request),
-                                headers=exc.headers, errors=exc.errors)
+                                headers=exc.headers, errors=exc.errors, candidates=exc.candidates)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -11,6 +11,8 @@ Index layout (memory stays columnar; no Python object per row):
   through :class:`HashIndex` (sorted 64-bit hashes + row numbers, verified against the row on a hit).
 - child tables (xref, metrics, loyalty, vouchers, subscriptions, favourite categories from sales): sorted by
   customer row with an offsets array, so a customer's rows are one slice.
+- retired ids (from ``gold.identity_changes``, when the publication lists it): a dict retired golden id ->
+  :class:`RetiredId` (one small object per merge, not per customer), see :func:`retired_ids`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import bisect
 import ctypes
 import datetime as dt
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -80,6 +83,10 @@ SUBSCRIPTION_COLUMNS: dict[str, pa.DataType] = {
 }
 SALES_COLUMNS: dict[str, pa.DataType] = {
     "golden_id": pa.string(), "net_amount": pa.float64(), "line_type": pa.string(), "category_l1": pa.string(),
+}
+CHANGE_COLUMNS: dict[str, pa.DataType] = {
+    "run_id": pa.string(), "changed_at": _TS, "change_type": pa.string(), "old_golden_id": pa.string(),
+    "new_golden_id": pa.string(),
 }
 REQUIRED_TABLES = ("gold.golden_customers", "gold.customer_xref")
 FAVOURITE_CATEGORIES = 3
@@ -331,6 +338,71 @@ def _codes(table: pa.Table, offsets: np.ndarray, column: str, values: tuple[str,
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Retired golden ids (merges recorded in gold.identity_changes)
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RetiredId:
+    """A golden id retired by a merge: the run that retired it, the ids it merged into, the current survivors.
+
+    ``survivors`` are the golden ids of the publication reached by following later merges from ``merged_into``
+    (sorted): exactly one means the API redirects; none means the chain ends outside the publication; several mean
+    the old identity's records now belong to several customers and the API does not pick one.
+    """
+
+    golden_id: str
+    run_id: str | None
+    merged_into: tuple[str, ...]
+    survivors: tuple[str, ...]
+
+
+def retired_ids(changes: pa.Table, is_current: Callable[[str], bool]) -> dict[str, RetiredId]:
+    """Retired golden id -> :class:`RetiredId`, from ``gold.identity_changes`` rows (``CHANGE_COLUMNS``).
+
+    Only ``merge`` rows redirect: a split keeps the old id on one part (transforms/gold/identity/ids.py), so the id
+    stays current. For an id merged in several runs, the latest run's rows count (``changed_at``, then ``run_id``).
+    Chains are followed (A->B, B->C: A->C) with a visited set, so a cycle ends instead of looping; an id that is
+    current in the publication is never redirected, and a chain stops at the first current id it reaches.
+    """
+    if changes.num_rows == 0:
+        return {}
+    changes = conform(changes, CHANGE_COLUMNS, name="gold.identity_changes")
+    merge = pc.equal(pc.utf8_lower(pc.fill_null(changes.column("change_type"), "")), "merge")
+    ok = pc.and_(pc.and_(merge, pc.is_valid(changes.column("old_golden_id"))), pc.is_valid(changes.column("new_golden_id")))
+    rows = changes.filter(ok).select(["old_golden_id", "new_golden_id", "changed_at", "run_id"])
+    # Latest run per old id: (changed_at, run_id) ascending, so later rows replace earlier ones.
+    never = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    latest: dict[str, tuple[tuple[dt.datetime, str], str | None, set[str]]] = {}
+    for old, new, at, run in zip(*(rows.column(c).to_pylist() for c in rows.column_names)):
+        if old == new:
+            continue
+        when = (at or never, run or "")
+        seen = latest.get(old)
+        if seen is None or when > seen[0]:
+            latest[old] = (when, run, {new})
+        elif when == seen[0]:
+            seen[2].add(new)
+    edges = {old: tuple(sorted(targets)) for old, (_, _, targets) in latest.items()}
+    out: dict[str, RetiredId] = {}
+    for old, (_, run, _) in latest.items():
+        if is_current(old):
+            continue  # current again: answered as itself
+        survivors: set[str] = set()
+        visited = {old}
+        frontier = list(edges[old])
+        while frontier:
+            gid = frontier.pop()
+            if gid in visited:
+                continue
+            visited.add(gid)
+            if is_current(gid):
+                survivors.add(gid)
+            else:
+                frontier.extend(edges.get(gid, ()))
+        out[old] = RetiredId(old, run, edges[old], tuple(sorted(survivors)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The snapshot
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -443,6 +515,12 @@ class GoldSnapshot:
         self._segment_positions = {i: np.flatnonzero(self._segment_code[self._order] == i).astype(np.int32)
                                    for i in range(len(SEGMENTS))}
         lap("listing")
+
+        # Retired ids -> survivors (optional table: older publications without it serve no redirects).
+        self.retired = retired_ids(read("gold.identity_changes"), lambda gid: self.customer_row(gid) is not None)
+        self._retired_bytes = sum(sys.getsizeof(k) + sys.getsizeof(v) + sum(map(sys.getsizeof, v.survivors))
+                                  for k, v in self.retired.items()) + sys.getsizeof(self.retired)
+        lap("retired")
         self.load_seconds = round(time.perf_counter() - t0, 3)
 
     # -- building ------------------------------------------------------------------------------------------------
@@ -503,6 +581,10 @@ class GoldSnapshot:
             if self._id_at(int(r)) == golden_id:
                 return int(r)
         return None
+
+    def retired_id(self, golden_id: str) -> RetiredId | None:
+        """The merge record of a golden id that is not current any more, or None."""
+        return self.retired.get(golden_id)
 
     def customer(self, crow: int) -> dict[str, Any]:
         """The golden record of a row, unmasked."""
@@ -607,8 +689,8 @@ class GoldSnapshot:
         return out[:limit], len(out) > limit
 
     def memory_bytes(self) -> int:
-        """Bytes held by the index's Arrow tables and numpy arrays."""
-        total = self.customers.nbytes + self._contact_bytes
+        """Bytes held by the index's Arrow tables and numpy arrays (and, estimated, the retired-id map)."""
+        total = self.customers.nbytes + self._contact_bytes + self._retired_bytes
         for g in (self.xref, self.metrics, self.loyalty, self.vouchers, self.subscriptions, self.categories):
             total += g.nbytes
         for idx in (self._by_id, self._by_source, self._by_email, self._by_phone, self._by_name_postcode):
@@ -645,6 +727,7 @@ _TABLE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     "gold.voucher_recommendations": VOUCHER_COLUMNS,
     "gold.subscription_candidates": SUBSCRIPTION_COLUMNS,
     "gold.fact_sales": SALES_COLUMNS,
+    "gold.identity_changes": CHANGE_COLUMNS,
 }
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from api import views
@@ -18,6 +19,7 @@ from api.schemas import (
     CustomerPagePublic,
     LoyaltyPublic,
     ProblemPublic,
+    RedirectPublic,
     SearchResultPublic,
     Segment,
     SummaryPublic,
@@ -52,7 +54,16 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     414: _problem_doc("The URL is too long."),
     503: _problem_doc("No gold publication is loaded yet."),
 }
-NOT_FOUND = {404: _problem_doc("No such customer in the served publication.")}
+NOT_FOUND = {404: _problem_doc("No such customer in the served publication (also: a retired id whose records now "
+                                "belong to several customers; `candidates` names them).")}
+MOVED: dict[int | str, dict[str, Any]] = {308: {
+    "description": "Permanent Redirect: the golden id was retired by an identity merge; `Location` is the same "
+                   "resource of the surviving customer (later merges followed). Needs the same key and scope.",
+    "model": RedirectPublic,
+    "headers": {"Location": {"description": "`/v1/customers/{survivor}` plus the same sub-resource and query string.",
+                             "schema": {"type": "string"}}},
+}}
+MAX_CANDIDATES = 20
 
 router = APIRouter(prefix="/v1", tags=["customers"], responses=COMMON_ERRORS)
 
@@ -64,11 +75,50 @@ def _not_found(ctx: Ctx, what: str) -> ProblemError:
     return ProblemError(404, f"No {what} in publication v{ctx.gold.version}.")
 
 
-def _row(ctx: Ctx, golden_id: str) -> int:
+class CustomerMoved(Exception):
+    """A retired golden id with one current survivor: answered 308 with the survivor's URL (same sub-resource)."""
+
+    def __init__(self, golden_id: str, survivor: str, run_id: str | None, suffix: str) -> None:
+        super().__init__(golden_id)
+        self.golden_id, self.survivor, self.run_id, self.suffix = golden_id, survivor, run_id, suffix
+
+
+def moved_parts(exc: CustomerMoved, query: bytes) -> tuple[bytes, str]:
+    """The 308 body (``RedirectPublic``) and ``Location`` (the request's query string kept) for a retired id."""
+    body = orjson.dumps({"golden_id": exc.golden_id, "merged_into": exc.survivor, "changed_in_run": exc.run_id})
+    location = f"/v1/customers/{quote(exc.survivor, safe='')}{exc.suffix}"
+    if query:
+        location += "?" + query.decode("latin-1")
+    return body, location
+
+
+async def moved_response(request: Request, exc: CustomerMoved) -> Response:
+    """FastAPI exception handler for :class:`CustomerMoved` (the fast path builds the same answer)."""
+    body, location = moved_parts(exc, request.scope.get("query_string", b""))
+    return Response(body, status_code=308, media_type="application/json", headers={"Location": location})
+
+
+def _row(ctx: Ctx, golden_id: str, suffix: str = "") -> int:
+    """Customer row of a current golden id; a retired id raises :class:`CustomerMoved` or a 404 that says why."""
     crow = ctx.gold.customer_row(golden_id)
-    if crow is None:
+    if crow is not None:
+        return crow
+    retired = ctx.gold.retired_id(golden_id)
+    if retired is None:
         raise _not_found(ctx, f"golden customer {golden_id}")
-    return crow
+    run = retired.run_id or "an earlier run"
+    if len(retired.survivors) == 1:
+        raise CustomerMoved(golden_id, retired.survivors[0], retired.run_id, suffix)
+    if not retired.survivors:
+        raise ProblemError(404, f"Golden customer {golden_id} was merged into {', '.join(retired.merged_into)} in run "
+                                f"{run}; no customer in publication v{ctx.gold.version} succeeds it.",
+                           title="Customer id retired")
+    shown = list(retired.survivors[:MAX_CANDIDATES])
+    more = len(retired.survivors) - len(shown)
+    listed = ", ".join(shown) + (f" and {more} more" if more else "")
+    raise ProblemError(404, f"Golden customer {golden_id} was retired in run {run} and its records now belong to "
+                            f"{len(retired.survivors)} customers ({listed}); ask for one of them by id or look the "
+                            f"record up by its source id.", title="Customer id retired", candidates=shown)
 
 
 def encode_cursor(after: str, tier: str | None, segment: str | None) -> str:
@@ -132,7 +182,7 @@ def answer_customer(ctx: Ctx, golden_id: str) -> dict[str, Any]:
 
 def answer_loyalty(ctx: Ctx, golden_id: str) -> dict[str, Any]:
     """``LoyaltyPublic``."""
-    row = ctx.gold.loyalty.first(_row(ctx, golden_id))
+    row = ctx.gold.loyalty.first(_row(ctx, golden_id, "/loyalty"))
     if row is None:
         raise _not_found(ctx, f"loyalty score for {golden_id}")
     return views.loyalty_public(golden_id, row)
@@ -140,12 +190,12 @@ def answer_loyalty(ctx: Ctx, golden_id: str) -> dict[str, Any]:
 
 def answer_vouchers(ctx: Ctx, golden_id: str) -> dict[str, Any]:
     """``VouchersPublic``."""
-    return {"golden_id": golden_id, "vouchers": ctx.gold.vouchers.rows(_row(ctx, golden_id))}
+    return {"golden_id": golden_id, "vouchers": ctx.gold.vouchers.rows(_row(ctx, golden_id, "/vouchers"))}
 
 
 def answer_summary(ctx: Ctx, golden_id: str) -> dict[str, Any]:
     """``SummaryPublic``."""
-    return views.summary_public(ctx.gold, _row(ctx, golden_id))
+    return views.summary_public(ctx.gold, _row(ctx, golden_id, "/summary"))
 
 
 # -- routes ---------------------------------------------------------------------------------------------------------
@@ -188,28 +238,28 @@ async def search_customers(
     return FastJSON(answer_search(ctx, email, phone, name, postcode, limit))
 
 
-@router.get("/customers/{golden_id}", response_model=CustomerDetailPublic, responses=NOT_FOUND,
+@router.get("/customers/{golden_id}", response_model=CustomerDetailPublic, responses={**NOT_FOUND, **MOVED},
             summary="Golden customer record")
 async def get_customer(ctx: Ctx, golden_id: GoldenId) -> Response:
     """The golden record with its source records."""
     return FastJSON(answer_customer(ctx, golden_id))
 
 
-@router.get("/customers/{golden_id}/loyalty", response_model=LoyaltyPublic, responses=NOT_FOUND,
+@router.get("/customers/{golden_id}/loyalty", response_model=LoyaltyPublic, responses={**NOT_FOUND, **MOVED},
             summary="Loyalty score, tier and components")
 async def get_loyalty(ctx: Ctx, golden_id: GoldenId) -> Response:
     """Score (0-100), tier and the weighted components that explain it."""
     return FastJSON(answer_loyalty(ctx, golden_id))
 
 
-@router.get("/customers/{golden_id}/vouchers", response_model=VouchersPublic, responses=NOT_FOUND,
+@router.get("/customers/{golden_id}/vouchers", response_model=VouchersPublic, responses={**NOT_FOUND, **MOVED},
             summary="Voucher recommendations")
 async def get_vouchers(ctx: Ctx, golden_id: GoldenId) -> Response:
     """The published voucher recommendations, best rank first, with reasons and validity."""
     return FastJSON(answer_vouchers(ctx, golden_id))
 
 
-@router.get("/customers/{golden_id}/summary", response_model=SummaryPublic, responses=NOT_FOUND,
+@router.get("/customers/{golden_id}/summary", response_model=SummaryPublic, responses={**NOT_FOUND, **MOVED},
             summary="Customer 360")
 async def get_summary(ctx: Ctx, golden_id: GoldenId) -> Response:
     """Segment, loyalty, activity and recency, orders by channel, favourite categories, subscription candidates."""

@@ -7,6 +7,7 @@ are told apart in tests. :func:`publish_manifest` writes the next ``v<version>.j
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -223,6 +224,50 @@ def write_sample_gold(settings: Settings, *, customers: int, seed: int = 7, vari
         write_deltalake(location, table, mode="overwrite", schema_mode="overwrite", storage_options=opts)
         out[name] = PublishedTable(location, DeltaTable(location, storage_options=opts).version(), table.num_rows)
     return out
+
+
+def retired_golden_id(i: int) -> str:
+    """A sample golden id that no current customer has (retired by a merge in :func:`sample_identity_changes`)."""
+    return f"X{i:09d}"
+
+
+def sample_identity_changes(*, survivor: int = 5) -> list[dict]:
+    """``gold.identity_changes`` rows of a small merge history over the sample customers (for redirect tests).
+
+    X1 merged into X2 (run identity-r1), then X2 into customer ``survivor`` (identity-r2): both redirect there.
+    Customer 4 split off part of itself into customer 6 (no redirect: 4 stays current). X3 merged into customers 7 and
+    8 in one run (ambiguous: no redirect). Customer 9 merged into 10 but is current again (served as itself). X4 and X5
+    merged into each other (a cycle: no survivor). X6 merged into X99, which is nowhere (no survivor).
+    """
+    g, x = golden_id, retired_golden_id
+    day = lambda d: dt.datetime(2026, 1, d, tzinfo=dt.timezone.utc)  # noqa: E731
+    rows = [
+        ("identity-r1", day(1), "merge", x(1), x(2)),
+        ("identity-r2", day(2), "merge", x(2), g(survivor)),
+        ("identity-r2", day(2), "split", g(4), g(6)),
+        ("identity-r3", day(3), "merge", x(3), g(7)),
+        ("identity-r3", day(3), "merge", x(3), g(8)),
+        ("identity-r1", day(1), "merge", g(9), g(10)),
+        ("identity-r3", day(3), "merge", x(4), x(5)),
+        ("identity-r3", day(3), "merge", x(5), x(4)),
+        ("identity-r3", day(3), "merge", x(6), x(99)),
+    ]
+    return [{"run_id": r, "changed_at": at, "change_type": t, "old_golden_id": o, "new_golden_id": n, "records_moved": 1,
+             "match_rules": "exact_email", "rule": f"{t}: sample"} for r, at, t, o, n in rows]
+
+
+def write_identity_changes(settings: Settings, rows: list[dict]) -> PublishedTable:
+    """Write (overwrite) ``gold.identity_changes`` with the identity flow's columns; return its version."""
+    from deltalake import DeltaTable, write_deltalake
+
+    schema = pa.schema([("run_id", pa.string()), ("changed_at", pa.timestamp("us", tz="UTC")),
+                        ("change_type", pa.string()), ("old_golden_id", pa.string()), ("new_golden_id", pa.string()),
+                        ("records_moved", pa.int64()), ("match_rules", pa.string()), ("rule", pa.string())])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    opts = settings.delta_storage_options() or None
+    location = f"{str(settings.warehouse_root).rstrip('/')}/gold/identity_changes"
+    write_deltalake(location, table, mode="overwrite", schema_mode="overwrite", storage_options=opts)
+    return PublishedTable(location, DeltaTable(location, storage_options=opts).version(), table.num_rows)
 
 
 def publish_manifest(settings: Settings, tables: dict[str, PublishedTable], *, run_date: str = "2026-01-03",

@@ -295,3 +295,17 @@ class ProblemPublic(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[ProblemFieldPublic] | None = None
+    candidates: list[str] | None = Field(
+        default=None, description="For a retired golden id whose records now belong to several customers: their "
+                                  "current golden ids (the API does not pick one).")
+
+
+class RedirectPublic(_Public):
+    """A retired golden id (merged into another identity), answered with 308 and the survivor's URL in Location."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "golden_id": "G000000042", "merged_into": "G000000007", "changed_in_run": "publish-20260103"}]})
+
+    golden_id: str = Field(description="The retired golden id that was requested.")
+    merged_into: str = Field(description="The current golden id of the same customer (later merges followed).")
+    changed_in_run: str | None = Field(description="The identity run that retired the requested id.")
