@@ -368,14 +368,15 @@ def retired_ids(changes: pa.Table, is_current: Callable[[str], bool]) -> dict[st
     changes = conform(changes, CHANGE_COLUMNS, name="gold.identity_changes")
     merge = pc.equal(pc.utf8_lower(pc.fill_null(changes.column("change_type"), "")), "merge")
     ok = pc.and_(pc.and_(merge, pc.is_valid(changes.column("old_golden_id"))), pc.is_valid(changes.column("new_golden_id")))
-    rows = changes.filter(ok).select(["old_golden_id", "new_golden_id", "changed_at", "run_id"])
-    # Latest run per old id: (changed_at, run_id) ascending, so later rows replace earlier ones.
-    never = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    latest: dict[str, tuple[tuple[dt.datetime, str], str | None, set[str]]] = {}
-    for old, new, at, run in zip(*(rows.column(c).to_pylist() for c in rows.column_names)):
+    rows = changes.filter(ok)
+    # Latest run per old id by (changed_at, run_id); times as integers (null: the oldest), no datetime per row.
+    micros = pc.fill_null(rows.column("changed_at").cast(pa.int64()), -(2**63)).to_pylist()
+    columns = (rows.column(c).to_pylist() for c in ("old_golden_id", "new_golden_id", "run_id"))
+    latest: dict[str, tuple[tuple[int, str], str | None, set[str]]] = {}
+    for (old, new, run), at in zip(zip(*columns), micros):
         if old == new:
             continue
-        when = (at or never, run or "")
+        when = (at, run or "")
         seen = latest.get(old)
         if seen is None or when > seen[0]:
             latest[old] = (when, run, {new})

@@ -25,8 +25,11 @@ from api.sample_gold import (
     golden_id,
     loyalty_score,
     publish_manifest,
+    retired_golden_id,
     sample_customer,
+    sample_identity_changes,
     sample_postcode,
+    write_identity_changes,
     write_sample_gold,
 )
 from api.schemas import (
@@ -518,20 +521,31 @@ def test_fast_path_answers_exactly_like_fastapi(api_settings, gold):
         ("/v1/customers/search?email=ab", "reader"), ("/v1/customers/search?email=a@b.c&x=1", "reader"),
         (f"/v1/customers/{golden_id(7)}/", "reader"), (f"/v1/customers/{golden_id(7)}?x=1", "reader"),
         ("/v1/customers/bad%20id", "reader"),
+        # Retired ids (v2 publishes gold.identity_changes): 308 to the survivor, ambiguous/dead-end 404, scope first.
+        *[(f"/v1/customers/{retired_golden_id(i)}{suffix}", key) for i in (1, 2, 3, 6)
+          for suffix in ("", "/loyalty", "/vouchers", "/summary") for key in ("reader", "pii_only")],
+        (f"/v1/customers/{retired_golden_id(1)}", None), (f"/v1/customers/{retired_golden_id(1)}", "lh_bad"),
+        (f"/v1/customers/{retired_golden_id(1)}/vouchers?&", "reader"), (f"/v1/customers/{golden_id(9)}", "reader"),
     ]
+    tables = {**gold, "gold.identity_changes": write_identity_changes(api_settings, sample_identity_changes())}
+    assert publish_manifest(api_settings, tables) == 2
     answers = {}
     for fast in (True, False):
         with TestClient(create_app(api_settings, fast_path=fast), follow_redirects=False) as c:
-            wait_ready(c, 1)
+            wait_ready(c, 2)
             out = []
             for path, key in requests:
                 headers = {"X-API-Key": KEYS[key][0] if key in KEYS else key} if key else {}
                 r = c.get(path, headers=headers)
                 out.append((path, key, r.status_code, r.headers.get("content-type"), r.headers.get("x-manifest-version"),
-                            r.headers.get("www-authenticate"), r.content))
+                            r.headers.get("www-authenticate"), r.headers.get("location"), r.content))
             answers[fast] = out
     for a, b in zip(answers[True], answers[False]):
         assert a == b
+    statuses = {(path, key): status for path, key, status, *_ in answers[True]}
+    assert statuses[(f"/v1/customers/{retired_golden_id(2)}/summary", "reader")] == 308
+    assert statuses[(f"/v1/customers/{retired_golden_id(2)}/summary", "pii_only")] == 403
+    assert statuses[(f"/v1/customers/{retired_golden_id(3)}", "reader")] == 404
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
-from api.sample_gold import publish_manifest, write_sample_gold
+from api.sample_gold import publish_manifest, sample_identity_changes, write_identity_changes, write_sample_gold
 from api.security import hash_key
 from lakehouse.settings import load_settings
 
@@ -38,7 +38,9 @@ MAX_EXAMPLES = 15
 def fuzz_schema(settings):
     keys = json.dumps([{"name": "fuzz", "hash": hash_key(KEY), "scopes": ["read", "pii"]}])
     s = load_settings(data_root=str(settings.data_root), api_keys=keys)
-    publish_manifest(s, write_sample_gold(s, customers=60))
+    tables = write_sample_gold(s, customers=60)
+    tables["gold.identity_changes"] = write_identity_changes(s, sample_identity_changes())  # retired ids: 308s
+    publish_manifest(s, tables)
     app = create_app(s, start_polling=False)
     assert app.state.repository.refresh() is True
     return schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
