@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine": "embedded Sail (pysail) over Spark Connect",
         "config": {"match_threshold": cfg.scoring.match_threshold, "strong_threshold": cfg.scoring.strong_threshold,
                    "prior_match_probability": cfg.scoring.prior_match_probability,
+                   "prior_matches_per_record": cfg.scoring.prior_matches_per_record,
                    "max_block_size": cfg.blocking.max_block_size, "max_cluster_size": cfg.clustering.max_cluster_size},
         "generated": [],
     }
