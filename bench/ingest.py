@@ -18,7 +18,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,24 +26,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import generate_landing  # noqa: E402
+
 ORDER_LINE_TABLES = ("bronze.online_order_lines", "bronze.pos_transaction_lines")
 
 
 def _generate(data_root: Path, start: str, days: int, orders_per_day: int, customers: int, seed: int) -> float:
     """Run ``lakehouse generate`` in a subprocess; return its wall time."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    env["LAKEHOUSE_DATA_ROOT"] = str(data_root)
-    cmd = [sys.executable, "-m", "lakehouse.cli", "generate", "--start", start, "--days", str(days),
-           "--orders-per-day", str(orders_per_day), "--customers", str(customers), "--seed", str(seed), "--quiet"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"lakehouse generate failed (exit {proc.returncode})")
-    summary = [line for line in proc.stdout.splitlines() if line.startswith(("order lines", "took"))]
+    run = generate_landing(data_root, start=start, days=days, orders_per_day=orders_per_day, customers=customers,
+                           seed=seed)
+    summary = [line for line in run.stdout.splitlines() if line.startswith(("order lines", "took"))]
     print(f"generate {days} day(s) x {orders_per_day} orders: " + "; ".join(summary), flush=True)
-    return elapsed
+    return run.seconds
 
 
 def _landed_order_lines(data_root: Path) -> int:

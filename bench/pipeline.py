@@ -44,6 +44,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import generate_landing  # noqa: E402
+
 LAYERS = ("bronze", "silver", "gold")
 ENGINES = {
     "sail-delta": {"remote": None, "format": "delta", "python": "base"},
@@ -304,15 +306,8 @@ def run_engine(args) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 def _generate(data_root: Path, start: str, days: int, orders_per_day: int, customers: int, seed: int) -> dict:
     """``lakehouse generate`` in a subprocess; returns its summary (truth/generation.json)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    env["LAKEHOUSE_DATA_ROOT"] = str(data_root)
-    cmd = [sys.executable, "-m", "lakehouse.cli", "generate", "--start", start, "--days", str(days),
-           "--orders-per-day", str(orders_per_day), "--customers", str(customers), "--seed", str(seed), "--quiet"]
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"lakehouse generate failed (exit {proc.returncode})")
-    return json.loads((data_root / "truth" / "generation.json").read_text())
+    return generate_landing(data_root, start=start, days=days, orders_per_day=orders_per_day, customers=customers,
+                            seed=seed).summary
 
 
 def _child_cpu_s() -> float:

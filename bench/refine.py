@@ -22,7 +22,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,19 +30,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import generate_landing  # noqa: E402
+
 
 def _generate(root: Path, args) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    env["LAKEHOUSE_DATA_ROOT"] = str(root)
-    cmd = [sys.executable, "-m", "lakehouse.cli", "generate", "--start", args.start, "--days", str(args.days),
-           "--orders-per-day", str(args.orders_per_day), "--customers", str(args.customers), "--seed", str(args.seed),
-           "--bad-share", str(args.bad_share), "--quiet"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"lakehouse generate failed (exit {proc.returncode})")
-    return time.perf_counter() - t0
+    """Run ``lakehouse generate`` in a subprocess; return its wall time."""
+    return generate_landing(root, start=args.start, days=args.days, orders_per_day=args.orders_per_day,
+                            customers=args.customers, seed=args.seed, extra=("--bad-share", str(args.bad_share))).seconds
 
 
 def main(argv: list[str] | None = None) -> int:
