@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from api.sample_gold import publish_manifest, write_sample_gold  # noqa: E402
 from api.security import hash_key  # noqa: E402
 from lakehouse.settings import load_settings  # noqa: E402
+from lakehouse.processes import stop_process  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "api.json"
 KEY = "lh_bench-key-0123456789abcdefghijklmnopqrstuvwxyzABC"
@@ -195,7 +195,7 @@ def idle_rss(workdir: Path) -> int:
         time.sleep(1.0)
         return proc_status(proc.pid)["VmRSS"]
     finally:
-        stop_server(proc)
+        stop_process(proc)
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float) -> dict:
@@ -209,17 +209,6 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float) -> dict:
         except Exception:  # noqa: BLE001 - not up yet
             time.sleep(0.5)
     raise RuntimeError(f"server not ready after {timeout_s}s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server by its PID: SIGTERM, then SIGKILL after 20 s."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def wait_idle(pid: int, *, window_s: float = 2.0, max_share: float = 0.05, timeout_s: float = 600) -> float:
@@ -434,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "that (the HTML pages' aggregates), rss_after_load_mb what the runs added; a reload "
                                   "briefly holds two snapshots (rss_peak_during_load_mb: the build's transient peak)")
     finally:
-        stop_server(proc)
+        stop_process(proc)
         results["server"]["log_tail"] = log_path.read_text()[-600:] if log_path.exists() else ""
     lookup = results["scenarios"].get("lookup")
     if lookup:

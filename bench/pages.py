@@ -27,7 +27,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,6 +42,7 @@ from api.pages.sample import write_page_gold, write_system_tables  # noqa: E402
 from api.sample_gold import golden_id, publish_manifest, sample_customer, write_sample_gold  # noqa: E402
 from api.security import hash_key  # noqa: E402
 from lakehouse.settings import load_settings  # noqa: E402
+from lakehouse.processes import stop_process  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "pages.json"
 KEY = "lh_bench-pages-key-0123456789abcdefghijklmnopqrstuv"
@@ -90,17 +90,6 @@ def start_server(data_root: Path, port: int, log_path: Path) -> subprocess.Popen
     return subprocess.Popen(
         [sys.executable, "-m", "lakehouse.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning"], cwd=REPO, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server by its PID: SIGTERM, then SIGKILL after 20 s."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def rss_bytes(pid: int) -> int:
@@ -200,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         rss = rss_bytes(proc.pid)
         client.close()
     finally:
-        stop_server(proc)
+        stop_process(proc)
     out = {
         "benchmark": "pages",
         "what": "sequential page loads (one keep-alive client, signed in with a read+pii key) against `lakehouse serve`, "

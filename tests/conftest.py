@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.processes import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
@@ -51,11 +53,7 @@ def moto_endpoint():
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, grace_s=10)
 
 
 #: ``LAKEHOUSE_TEST_ENGINE=spark-jvm`` runs the session on a local Apache Spark (JVM) instead of Sail: the conformance

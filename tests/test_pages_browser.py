@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from browser import Chromium, chromium_binary
+from lakehouse.processes import stop_process
 
 pytestmark = [pytest.mark.flow, pytest.mark.filterwarnings("ignore:.*No Partition Defined")]
 
@@ -99,13 +99,7 @@ def server(published, tmp_path_factory):
             time.sleep(0.5)
         yield base
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process(proc)
         log.close()
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import free_port
+from lakehouse.processes import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -30,13 +31,7 @@ pytestmark = pytest.mark.flow
 
 def _stop(proc: subprocess.Popen) -> None:
     """Stop a process we started, by its PID."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    stop_process(proc, grace_s=30)
 
 
 class Server:

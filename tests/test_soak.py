@@ -46,7 +46,6 @@ import os
 import platform
 import random
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -61,6 +60,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import REPO, free_port
+from lakehouse.processes import stop_process
 
 SOAK = os.environ.get("LAKEHOUSE_SOAK", "") == "1"
 SECONDS = float(os.environ.get("LAKEHOUSE_SOAK_SECONDS", "600"))
@@ -135,17 +135,6 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 120) -> dic
         except Exception:  # noqa: BLE001 - not up yet
             time.sleep(0.3)
     raise AssertionError(f"server not ready after {timeout_s}s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM by PID, SIGKILL after 20 s."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 # -- the published gold, read back independently of the API -------------------------------------------------------
@@ -531,7 +520,7 @@ def test_api_soak_under_fixed_rate_with_three_publications(tmp_path):
         ready_end = get_json(port, "/ready")
         assert proc.poll() is None, f"the server exited with {proc.returncode} during the soak"
     finally:
-        stop_server(proc)
+        stop_process(proc)
     load_avg_after = os.getloadavg()
 
     # Every anomaly is judged against the publication its response names.
