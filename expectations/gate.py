@@ -444,12 +444,7 @@ def run_gate(
 
         storage = Storage(settings)
         staged_uri = storage.staging_dir(run_id, f"gate/{suite_name(table, scope)}")
-        with_id = df.withColumn(GATE_ROW_ID, F.monotonically_increasing_id())
-        with_id.write.mode("overwrite").parquet(staged_uri)
-        if any(f.name.endswith(".parquet") for f in storage.list_files(staged_uri, recursive=True)):
-            batch = spark.read.parquet(staged_uri)
-        else:  # an empty batch: the engine may write no file at all
-            batch = spark.createDataFrame([], with_id.schema)
+        batch = storage.stage_frame(spark, df.withColumn(GATE_ROW_ID, F.monotonically_increasing_id()), staged_uri)
     elif split:
         # Not staged: the row id is a hash of the whole row, so identical rows share it (and always share a verdict).
         # The input must be deterministic (no rand(), current_timestamp(), ...) because it is evaluated many times.

@@ -120,14 +120,6 @@ def _scan_count(df: DataFrame, columns: Sequence[str] = INDEX_COLUMNS) -> int:
     return int(df.select(F.xxhash64(*cols).alias("_h")).groupBy().agg(F.count("_h").alias("n")).collect()[0]["n"])
 
 
-def _stage(spark, settings: Settings, df: DataFrame, uri: str) -> DataFrame:
-    """Materialize ``df`` as Parquet at ``uri`` and read it back (Sail writes no file for an empty frame)."""
-    df.write.mode("overwrite").parquet(uri)
-    if any(f.name.endswith(".parquet") for f in Storage(settings).list_files(uri, recursive=True)):
-        return spark.read.parquet(uri)
-    return spark.createDataFrame([], df.schema)
-
-
 def _silver_spec(table: SilverTable) -> TableSpec:
     from lakehouse.catalog import table as catalog_table
 
@@ -210,7 +202,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
         gate = _gate(spark, batch, table=table.qualified, run_id=run.run_id, settings=settings, scope="row")
         run.gate_results = [dict(r, scope="row") for r in gate.summary()]
         # Quarantine: count from the data, then MERGE (idempotent per source table and index key).
-        quarantined = _stage(spark, settings, gate.quarantined, staging + "_quarantined")
+        quarantined = Storage(settings).stage_frame(spark, gate.quarantined, staging + "_quarantined")
         n_quarantined = _scan_count(quarantined, ("index_key",))
         Q.write_quarantine(spark, quarantined, settings,
                            replace_days=(table.qualified, [replace_day]) if replace_day is not None else None)
@@ -232,7 +224,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
             marked = ranked.withColumn("_applies", F.lit(True))
         else:
             marked = mark_changes(ranked, current=current, keys=table.keys)
-        staged = _stage(spark, settings, marked, staging)
+        staged = Storage(settings).stage_frame(spark, marked, staging)
         counts = staged.groupBy().agg(
             F.count(F.xxhash64(*INDEX_COLUMNS)).alias("passed"),
             F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).alias("winners"),
@@ -348,8 +340,9 @@ def _propagate_headers(spark, settings: Settings, run_id: str, day: dt.date) -> 
     stale = lines.join(rewritten, on=okeys, how="left_semi").where(F.col("_run_id") != run_id)
     refreshed = add_row_hash(E.attach_order_headers(stale.withColumnRenamed("row_hash", "_old_hash"), headers=orders),
                              columns=lines_t.columns)
-    changed = _stage(spark, settings, refreshed.where(F.col("row_hash") != F.col("_old_hash"))
-                     .withColumn("_run_id", F.lit(run_id)), Storage(settings).staging_dir(run_id, "refine/line_headers"))
+    storage = Storage(settings)
+    changed = storage.stage_frame(spark, refreshed.where(F.col("row_hash") != F.col("_old_hash"))
+                                  .withColumn("_run_id", F.lit(run_id)), storage.staging_dir(run_id, "refine/line_headers"))
     n = _scan_count(changed)
     if n:
         _merge_columns(spark, settings, lines_spec, changed, lines_t.keys,
@@ -364,14 +357,14 @@ def _propagate_headers(spark, settings: Settings, run_id: str, day: dt.date) -> 
     online = orders.where(F.col("source_kind") == "online").join(totals, on=okeys, how="inner")
     fixed = add_row_hash(online.where(~F.col("order_total").eqNullSafe(F.col("_total")))
                          .withColumn("order_total", F.col("_total")).drop("_total"), columns=orders_t.columns)
-    fixed = _stage(spark, settings, fixed.withColumn("_run_id", F.lit(run_id)),
-                   Storage(settings).staging_dir(run_id, "refine/order_totals"))
+    fixed = storage.stage_frame(spark, fixed.withColumn("_run_id", F.lit(run_id)),
+                                storage.staging_dir(run_id, "refine/order_totals"))
     n = _scan_count(fixed)
     if n:
         _merge_columns(spark, settings, orders_spec, fixed, orders_t.keys, ["order_total", "row_hash", "_run_id"])
         notes.append(f"{n} online order totals set from their lines")
     for name in ("refine/line_headers", "refine/order_totals"):
-        Storage(settings).delete_dir(Storage(settings).staging_dir(run_id, name))
+        storage.delete_dir(storage.staging_dir(run_id, name))
     return notes
 
 

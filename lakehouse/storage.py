@@ -109,6 +109,14 @@ class Storage:
         ]
         return sorted(out, key=lambda f: f.uri)
 
+    def stage_frame(self, spark, df, uri: str):
+        """Materialize ``df`` as Parquet at ``uri`` (a staging folder) and return a frame reading it back; an empty
+        frame, for which the engine may write no file at all, comes back empty with its schema."""
+        df.write.mode("overwrite").parquet(uri)
+        if any(f.name.endswith(".parquet") for f in self.list_files(uri, recursive=True)):
+            return spark.read.parquet(uri)
+        return spark.createDataFrame([], df.schema)
+
     def list_dirs(self, uri: str) -> list[str]:
         """Names of the direct sub-folders of a folder."""
         fs, path = self.fs(uri)
