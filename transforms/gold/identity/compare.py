@@ -9,6 +9,8 @@ from pyspark.sql import functions as F
 
 from lakehouse.identity_config import COMPARISON_LEVELS, IdentityConfig
 
+from .features import sorted_letters
+
 # Feature columns carried into pair comparison (l_* and r_*).
 PAIR_FEATURES: tuple[str, ...] = (
     "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initials", "f_first_known", "f_first_u",
@@ -95,15 +97,12 @@ def comparison_levels() -> dict[str, Column]:
     # a typo of a nickname's full form (jmaes / jim): one edit, or a transposition, from a name the other one stands for
     def near_form(forms: str, other: str) -> Column:
         o = F.col(other)
-        o_letters = F.array_join(F.array_sort(F.split(o, "")), "")
         return (F.length(o) >= 4) & F.exists(
             forms,
-            lambda x: (F.levenshtein(x, o) <= 1)
-            | ((F.levenshtein(x, o) <= 2) & (F.array_join(F.array_sort(F.split(x, "")), "") == o_letters)),
+            lambda x: (F.levenshtein(x, o) <= 1) | ((F.levenshtein(x, o) <= 2) & (sorted_letters(x) == sorted_letters(o))),
         )
 
     nickname_typo = near_form("l_f_first_names", "r_f_first") | near_form("r_f_first_names", "l_f_first")
-    email_letters = lambda side: F.array_join(F.array_sort(F.split(F.col(f"{side}_f_email"), "")), "")  # noqa: E731
     same_number = ~(_both("f_house_number") & ~_eq("f_house_number"))
     dob_str = lambda side: F.date_format(F.col(f"{side}_f_dob"), "yyyyMMdd")  # noqa: E731
     dob_swap = (
@@ -171,7 +170,7 @@ def comparison_levels() -> dict[str, Column]:
                 # a mailbox name made of the names only: namesakes share it at other domains
                 ("name_local_part", _both("f_email_local") & _eq("f_email_local")),
                 # one edit, or a transposition (gmial.com); two different edits are two mailboxes (smith12 / smith98)
-                ("fuzzy", (_lev("f_email") <= 1) | ((_lev("f_email") <= 2) & (email_letters("l") == email_letters("r")))),
+                ("fuzzy", (_lev("f_email") <= 1) | ((_lev("f_email") <= 2) & (sorted_letters("l_f_email") == sorted_letters("r_f_email")))),
             ],
         ),
         "phone": _level(

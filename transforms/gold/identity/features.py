@@ -95,6 +95,11 @@ def drop_listed_email(col: Column, cfg: IdentityConfig) -> Column:
     return F.when(~bad, col)
 
 
+def sorted_letters(col: Column | str) -> Column:
+    """The letters of a string in sorted order: equal for two spellings that differ only by a transposition."""
+    return F.array_join(F.array_sort(F.split(col, "")), "")
+
+
 def email_local_part(email: Column) -> Column:
     """The mailbox name without +tags and dots (john.smith+shop@x -> johnsmith); null when shorter than 4."""
     local = F.regexp_replace(F.split(F.split(email, "@").getItem(0), r"\+").getItem(0), r"[^a-z0-9]", "")
@@ -209,7 +214,7 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         ("f_address", _drop_listed(F.col("_address_tok"), p.text_denylist)),
         ("f_first_canonical", F.coalesce(nick[F.col("f_first")], F.col("f_first"))),
         ("f_first_names", F.split(F.coalesce(nick_sets[F.col("f_first")], F.col("f_first")), r"\|")),
-        ("f_first_letters", F.array_join(F.array_sort(F.split(F.col("f_first"), "")), "")),
+        ("f_first_letters", sorted_letters("f_first")),
         ("f_first_soundex", F.when(F.length("f_first") > 1, F.soundex("f_first"))),
         ("f_first_initial", F.substring("f_first", 1, 1)),
         # every letter the name may be abbreviated to (its own, and those of its nicknames: Olivia -> O. or L.)
