@@ -234,6 +234,37 @@ def test_rerunning_a_day_three_times_leaves_silver_and_quarantine_identical(spar
         assert _snapshot(spark, settings, specs) == first
 
 
+def test_lines_held_on_several_days_are_released_by_one_replay(spark, settings):
+    """Lines of one order held on two ingest days (its header is late) are released together, by one replay run
+    dated by the first held day, and silver ends as if the header had come first."""
+    from flows.refine import refine_day
+
+    d3 = D2 + dt.timedelta(days=1)
+    write_bronze(spark, settings, "online", "orders", [_order("O1")], day=D1)
+    write_bronze(spark, settings, "online", "order_lines", [_line("O1", 1, "1", "5.00", "5.00"),
+                                                            _line("O7", 1, "2", "3.00", "6.00")], day=D1)
+    refine_day(settings, D1, tables=SALES_TABLES)
+    write_bronze(spark, settings, "online", "order_lines", [_line("O7", 2, "1", "4.00", "4.00")], day=D2,
+                 file="f-0002.csv", ingested_at=LATER)
+    refine_day(settings, D2, tables=SALES_TABLES)
+    assert list(_quarantine(spark, settings, "silver.order_lines").values()) == [["order_header_found"]] * 2
+
+    write_bronze(spark, settings, "online", "orders", [_order("O7", customer="C7")], day=d3, file="f-0003.csv",
+                 ingested_at=LATER + dt.timedelta(days=1))
+    runs = refine_day(settings, d3, tables=SALES_TABLES)
+    [release] = [r for r in runs if r.message.startswith("order lines whose header arrived later")]
+    assert (release.run_date, release.rows_in, release.rows_out, release.rows_quarantined) == (D1, 2, 2, 0)
+    assert release.balanced and f"held from {D1.isoformat()}, {D2.isoformat()}" in release.message
+    assert _quarantine(spark, settings, "silver.order_lines") == {}
+    released = rows_of(spark, QUARANTINE, settings, where="released_run_id IS NOT NULL")
+    assert {r["released_run_id"] for r in released} == {release.run_id} and len(released) == 2
+    lines = _by_key(rows_of(spark, SILVER_ORDER_LINES, settings), "order_id", "line_number")
+    assert {(k, lines[k]["source_customer_id"], lines[k]["ingest_date"]) for k in lines if k[0] == "O7"} == {
+        (("O7", 1), "C7", D1), (("O7", 2), "C7", D2)}
+    [o7] = [r for r in rows_of(spark, SILVER_ORDERS, settings) if r["order_id"] == "O7"]
+    assert o7["order_total"] == Decimal("10.00")  # the sum of both released lines
+
+
 def test_late_headers_release_their_lines_and_replay_after_a_rule_fix(spark, settings, tmp_path, monkeypatch):
     import shutil
 
