@@ -31,6 +31,16 @@ def _add_dates(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", help="last day of a range (inclusive), YYYY-MM-DD")
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def _csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -67,7 +77,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     from flows.refine import refine_days
 
     settings = load_settings()
-    runs = refine_days(settings, _date_range(args), tables=_csv_list(args.table))
+    runs = refine_days(settings, _date_range(args), tables=_csv_list(args.table), batch_days=args.batch_days)
     _print_runs(runs)
     return 0
 
@@ -240,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refine", help="bronze -> silver for a day or a date range (typing, gate, quarantine, MERGE)")
     _add_dates(p)
     p.add_argument("--table", help="only these silver tables (comma-separated, e.g. customers,order_lines)")
+    p.add_argument("--batch-days", type=_positive_int, default=1, metavar="N",
+                   help="catch-up: refine N consecutive days of the range as one batch (one engine job per table "
+                        "instead of N; silver ends the same; one run record per table and batch). Default 1")
     p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser("quarantine", help="work with quarantined rows (system.quarantine)")
