@@ -13,7 +13,9 @@ Steps:
    **silver** = refine every day, **gold** = publish the last day (identity, every gold table, the gold gates and the
    manifest). Per layer it measures wall time, CPU time of the process *and* the engine (Sail runs in-process; the
    JVM of Apache Spark is a child process whose CPU is read from /proc), the peak resident memory of process + JVM
-   (sampled every 0.2 s), and rows/s (input rows of the layer / wall time).
+   (sampled every 0.2 s), and rows/s (input rows of the layer / wall time). With ``--refine-batch-days N`` silver
+   runs as a catch-up (``lakehouse refine --batch-days N``: N consecutive days as one batch per table), the way a
+   new warehouse or one behind by several days is filled; the default refines day by day like the daily pipeline.
 3. Engine configurations (``--engines``):
    - ``sail-delta``: embedded Sail, Delta tables (the headline figure);
    - ``sail-parquet`` and ``spark-parquet``: Sail and Apache Spark 4.2 (JVM ``pyspark``, ``local[2]`` through Spark
@@ -258,10 +260,18 @@ def run_engine(args) -> int:
         out["engine_info"] = engine_info()
         out["spark_version"] = spark.version
 
-        def layer(name: str, kind: str, run_days):
+        def layer(name: str, kind: str, run_days, batch_days: int = 1):
             profiler.layer = name
 
             def go():
+                if batch_days > 1:  # a catch-up: consecutive days refined as one batch per table
+                    from flows.orchestration import LayerFailed, failed_runs
+                    from flows.refine import refine_days
+
+                    runs = refine_days(settings, run_days, batch_days=batch_days)
+                    if failed_runs(runs):
+                        raise LayerFailed(f"{name}: {[r.table_name for r in failed_runs(runs)]} failed")
+                    return runs
                 runs = []
                 for day in run_days:
                     runs += run_layer(settings, kind, day)
@@ -276,7 +286,8 @@ def run_engine(args) -> int:
         fig["slowest"] = _top_steps(bronze_runs)
         out["bronze"] = fig
 
-        silver_runs, fig = layer("silver", "refine", days)
+        silver_runs, fig = layer("silver", "refine", days, args.refine_batch_days)
+        fig["refine_batch_days"] = args.refine_batch_days
         fig["rows_in"] = sum(r.rows_in for r in silver_runs)
         fig["slowest"] = _top_steps(silver_runs)
         out["silver"] = fig
@@ -365,7 +376,8 @@ def _run_child(args, engine: str, work: Path, landing: Path) -> dict:
     result = work / f"{engine}.json"
     python = _python_for(engine)
     cmd = [python, str(Path(__file__).resolve()), "--child", engine, "--data-root", str(work / engine),
-           "--landing-root", str(landing), "--start", args.start, "--days", str(args.days), "--result", str(result)]
+           "--landing-root", str(landing), "--start", args.start, "--days", str(args.days), "--result", str(result),
+           "--refine-batch-days", str(args.refine_batch_days)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env["PYSPARK_PYTHON"] = python
     env["PYTHONPATH"] = str(REPO)
@@ -433,6 +445,9 @@ def _print(result: dict) -> None:
     land = result["landing"]
     print(f"\n{result['order_lines']:,} order lines over {result['days']} days, {land['rows_out']:,} landed rows; "
           f"load average {result['load_avg_1m_start']} -> {result['load_avg_1m_end']} on {result['cpus']} CPUs")
+    n = (result.get("params") or {}).get("refine_batch_days") or 1
+    print("silver: day by day (as the daily pipeline runs)" if n <= 1 else
+          f"silver: catch-up, {n} consecutive days refined as one batch per table")
     print(f"{'layer':<14}{'engine':<15}{'wall s':>9}{'CPU s':>9}{'JVM CPU s':>11}{'peak MB':>9}{'rows/s':>11}{'lines/s':>10}")
     if land.get("reused"):
         print(f"{'landing':<14}reused {land['reused']}")
@@ -481,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "pipeline.json"))
     p.add_argument("--quiet", action="store_true", help="hide the flows' progress output")
     p.add_argument("--keep", action="store_true", help="keep each engine's warehouse (needs --work-dir)")
+    p.add_argument("--refine-batch-days", type=int, default=1, metavar="N",
+                   help="silver as a catch-up: refine N consecutive days as one batch per table (default 1: day by "
+                        "day, as the daily pipeline does)")
     p.add_argument("--landing", help="reuse the landing folder of an earlier run (<work-dir>/landing-data/landing)")
     # internal: one engine configuration in a child process
     p.add_argument("--child", choices=sorted(ENGINES), help=argparse.SUPPRESS)
