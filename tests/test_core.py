@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 
@@ -62,6 +63,29 @@ def test_cli_unreachable_remote_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "unreachable" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "seven"])
+def test_cli_refine_batch_days_must_be_a_positive_whole_number(tmp_path, value):
+    env = {"PATH": "", "LAKEHOUSE_DATA_ROOT": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", "refine", "--start", "2026-01-01", "--end", "2026-01-03",
+         "--batch-days", value], capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--batch-days" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_refine_batch_days_reaches_refine_days(monkeypatch, tmp_path):
+    import flows.refine
+    from lakehouse import cli
+
+    seen = {}
+    monkeypatch.setenv("LAKEHOUSE_DATA_ROOT", str(tmp_path))
+    monkeypatch.setattr(flows.refine, "refine_days",
+                        lambda settings, days, *, tables=None, batch_days=1: seen.update(days=days, n=batch_days) or [])
+    assert cli.main(["refine", "--start", "2026-01-01", "--end", "2026-01-03", "--batch-days", "3"]) == 0
+    assert seen == {"days": [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)], "n": 3}
 
 
 def test_delta_roundtrip_merge_and_version(spark, settings):
