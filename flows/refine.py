@@ -16,6 +16,9 @@ For one day and one silver table:
    run in ``system.pipeline_runs``.
 
 ``replay_quarantine`` re-runs quarantined rows (from their stored original JSON) through the same path.
+
+A catch-up (``refine_days(..., batch_days=N)``, ``lakehouse refine --batch-days N``) runs the same steps once per
+table for N ingest days together: silver ends as it would day by day, with one run record per table and batch.
 """
 
 from __future__ import annotations
@@ -304,7 +307,8 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
         frames.append(_build(feed, bronze))
     if not frames or rows_in == 0:
         notes = _propagate_headers(spark, settings, run_id, days) if table.name == "order_lines" else []
-        why = "no bronze table feeds it yet" if not frames else f"no bronze rows for {'this day' if len(days) == 1 else 'these days'}"
+        which = "this day" if len(days) == 1 else "these days"
+        why = "no bronze table feeds it yet" if not frames else f"no bronze rows for {which}"
         run.message = "; ".join([why, *notes])
         run.duration_s = time.perf_counter() - started
         return run
@@ -332,10 +336,11 @@ def _merge_columns(spark, settings: Settings, spec: TableSpec, df: DataFrame, ke
 
 
 def _propagate_headers(spark, settings: Settings, run_id: str, days: Sequence[dt.date]) -> list[str]:
-    """After the lines of some ingest days are merged: lines of the orders that came from those days (or were written
-    by this run) take their header again (a later cancellation turns them ``cancelled``), and those orders and the orders of
-    the day's lines get the sum of their lines as ``order_total`` (online orders carry none). Only rows whose content
-    changes are rewritten (row_hash recomputed): a rerun changes nothing, and a rerun after a crash finishes the job."""
+    """After the lines of some ingest days are merged: lines of the orders that came from those days (or were
+    written by this run) take their header again (a later cancellation turns them ``cancelled``), and those orders
+    and the orders of the days' lines get the sum of their lines as ``order_total`` (online orders carry none). Only
+    rows whose content changes are rewritten (row_hash recomputed): a rerun changes nothing, and a rerun after a
+    crash finishes the job."""
     from transforms.silver.dedupe import add_row_hash
 
     orders_t, lines_t = TABLES["orders"], TABLES["order_lines"]
