@@ -117,6 +117,8 @@ def test_blocking_drops_oversized_blocks(spark, cfg):
 
 
 # -- comparisons and rules ------------------------------------------------------------------------------------------------
+LEEDS = {"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}
+YORK = {"addr": "9 Park Lane", "city": "York", "postcode": "YO1 7HH"}  # another address, another town: a move
 LEVEL_CASES = [
     # (left record kwargs, right record kwargs, comparison, expected level)
     ({"first": "John"}, {"first": "john"}, "first_name", "exact"),
@@ -175,14 +177,10 @@ LEVEL_CASES = [
     ({"email": "smith12@x.com"}, {"email": "smtih12@x.com"}, "email", "fuzzy"),      # a transposition
     ({"addr": "12 High Street"}, {"addr": "14 High Street"}, "address", "different"),  # another house
     # once the postcodes differ, a different street and town are not counted again
-    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "9 Park Lane", "city": "York", "postcode": "YO1 7HH"},
-     "address", "null"),
-    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "9 Park Lane", "city": "York", "postcode": "YO1 7HH"},
-     "city", "null"),
-    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS2 4AP"},
-     "address", "exact"),
-    ({"addr": "1 Mill Road", "city": "Leeds", "postcode": "LS1 4AP"}, {"addr": "9 Park Lane", "city": "Leeds", "postcode": "LS1 4AP"},
-     "address", "different"),
+    (LEEDS, YORK, "address", "null"),
+    (LEEDS, YORK, "city", "null"),
+    (LEEDS, {**LEEDS, "postcode": "LS2 4AP"}, "address", "exact"),
+    (LEEDS, {**LEEDS, "addr": "9 Park Lane"}, "address", "different"),
 ]
 
 
