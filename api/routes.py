@@ -63,6 +63,7 @@ MOVED: dict[int | str, dict[str, Any]] = {308: {
     "headers": {"Location": {"description": "`/v1/customers/{survivor}` plus the same sub-resource and query string.",
                              "schema": {"type": "string"}}},
 }}
+CUSTOMER_ERRORS = {**NOT_FOUND, **MOVED}  # the routes under /customers/{golden_id}
 MAX_CANDIDATES = 20
 
 router = APIRouter(prefix="/v1", tags=["customers"], responses=COMMON_ERRORS)
@@ -238,28 +239,28 @@ async def search_customers(
     return FastJSON(answer_search(ctx, email, phone, name, postcode, limit))
 
 
-@router.get("/customers/{golden_id}", response_model=CustomerDetailPublic, responses={**NOT_FOUND, **MOVED},
+@router.get("/customers/{golden_id}", response_model=CustomerDetailPublic, responses=CUSTOMER_ERRORS,
             summary="Golden customer record")
 async def get_customer(ctx: Ctx, golden_id: GoldenId) -> Response:
     """The golden record with its source records."""
     return FastJSON(answer_customer(ctx, golden_id))
 
 
-@router.get("/customers/{golden_id}/loyalty", response_model=LoyaltyPublic, responses={**NOT_FOUND, **MOVED},
+@router.get("/customers/{golden_id}/loyalty", response_model=LoyaltyPublic, responses=CUSTOMER_ERRORS,
             summary="Loyalty score, tier and components")
 async def get_loyalty(ctx: Ctx, golden_id: GoldenId) -> Response:
     """Score (0-100), tier and the weighted components that explain it."""
     return FastJSON(answer_loyalty(ctx, golden_id))
 
 
-@router.get("/customers/{golden_id}/vouchers", response_model=VouchersPublic, responses={**NOT_FOUND, **MOVED},
+@router.get("/customers/{golden_id}/vouchers", response_model=VouchersPublic, responses=CUSTOMER_ERRORS,
             summary="Voucher recommendations")
 async def get_vouchers(ctx: Ctx, golden_id: GoldenId) -> Response:
     """The published voucher recommendations, best rank first, with reasons and validity."""
     return FastJSON(answer_vouchers(ctx, golden_id))
 
 
-@router.get("/customers/{golden_id}/summary", response_model=SummaryPublic, responses={**NOT_FOUND, **MOVED},
+@router.get("/customers/{golden_id}/summary", response_model=SummaryPublic, responses=CUSTOMER_ERRORS,
             summary="Customer 360")
 async def get_summary(ctx: Ctx, golden_id: GoldenId) -> Response:
     """Segment, loyalty, activity and recency, orders by channel, favourite categories, subscription candidates."""
