@@ -80,8 +80,6 @@ def _tier(score: np.ndarray) -> np.ndarray:
 def write_sample_gold(settings: Settings, *, customers: int, seed: int = 7, variant: int = 0,
                       vouchers_per_customer: int = 3, sales_per_customer: int = 4) -> dict[str, PublishedTable]:
     """Write (overwrite) the gold tables the API reads for ``customers`` golden customers; return their versions."""
-    from deltalake import DeltaTable, write_deltalake
-
     rng = np.random.default_rng(seed)
     n = customers
     idx = np.arange(n)
@@ -217,13 +215,17 @@ def write_sample_gold(settings: Settings, *, customers: int, seed: int = 7, vari
         "category_l1": pa.array(np.array(CATEGORIES, dtype=object)[(f_idx + f_line) % len(CATEGORIES)], pa.string()),
     })
 
+    return {name: _write_gold_table(settings, name, table) for name, table in tables.items()}
+
+
+def _write_gold_table(settings: Settings, name: str, table: pa.Table) -> PublishedTable:
+    """Write (overwrite) gold table ``name`` (e.g. ``gold.customer_xref``) with delta-rs; return what was written."""
+    from deltalake import DeltaTable, write_deltalake
+
     opts = settings.delta_storage_options() or None
-    out: dict[str, PublishedTable] = {}
-    for name, table in tables.items():
-        location = f"{str(settings.warehouse_root).rstrip('/')}/gold/{name.split('.', 1)[1]}"
-        write_deltalake(location, table, mode="overwrite", schema_mode="overwrite", storage_options=opts)
-        out[name] = PublishedTable(location, DeltaTable(location, storage_options=opts).version(), table.num_rows)
-    return out
+    location = f"{str(settings.warehouse_root).rstrip('/')}/gold/{name.split('.', 1)[1]}"
+    write_deltalake(location, table, mode="overwrite", schema_mode="overwrite", storage_options=opts)
+    return PublishedTable(location, DeltaTable(location, storage_options=opts).version(), table.num_rows)
 
 
 def retired_golden_id(i: int) -> str:
@@ -258,16 +260,10 @@ def sample_identity_changes(*, survivor: int = 5) -> list[dict]:
 
 def write_identity_changes(settings: Settings, rows: list[dict]) -> PublishedTable:
     """Write (overwrite) ``gold.identity_changes`` with the identity flow's columns; return its version."""
-    from deltalake import DeltaTable, write_deltalake
-
     schema = pa.schema([("run_id", pa.string()), ("changed_at", pa.timestamp("us", tz="UTC")),
                         ("change_type", pa.string()), ("old_golden_id", pa.string()), ("new_golden_id", pa.string()),
                         ("records_moved", pa.int64()), ("match_rules", pa.string()), ("rule", pa.string())])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    opts = settings.delta_storage_options() or None
-    location = f"{str(settings.warehouse_root).rstrip('/')}/gold/identity_changes"
-    write_deltalake(location, table, mode="overwrite", schema_mode="overwrite", storage_options=opts)
-    return PublishedTable(location, DeltaTable(location, storage_options=opts).version(), table.num_rows)
+    return _write_gold_table(settings, "gold.identity_changes", pa.Table.from_pylist(rows, schema=schema))
 
 
 def publish_manifest(settings: Settings, tables: dict[str, PublishedTable], *, run_date: str = "2026-01-03",
