@@ -181,6 +181,16 @@ def ensure_customer_columns(df: DataFrame) -> DataFrame:
     return out
 
 
+def _contact_derivations() -> list[tuple[str, Column]]:
+    """The features derived from ``f_email`` and ``f_phone`` (in order): built by :func:`normalize_customers` and
+    built again by :func:`remove_frequent_identifiers` once a too-frequent email or phone is nulled."""
+    return [
+        ("f_email_local", email_local_part(F.col("f_email"))),
+        ("f_email_named", email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last"))),
+        ("f_phone_last", F.substring("f_phone", -7, 7)),
+    ]
+
+
 def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     """Add ``record_key`` and the per-record ``f_*`` match features (no frequency-based cleaning yet)."""
     p = config.placeholders
@@ -222,9 +232,7 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         ("f_first_known", F.when(F.length("f_first") > 1, initials[F.col("f_first")].isNotNull())),  # a listed name
         ("f_last_soundex", F.soundex("f_last")),
         ("f_last_prefix", F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3))),
-        ("f_email_local", email_local_part(F.col("f_email"))),
-        ("f_email_named", email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last"))),
-        ("f_phone_last", F.substring("f_phone", -7, 7)),
+        *_contact_derivations(),
         ("f_birth_year", F.year("f_dob").cast("string")),
         ("f_postcode_district", F.when(F.col("f_postcode").rlike(_GB_POSTCODE), F.expr("substring(f_postcode, 1, length(f_postcode) - 3)"))),
         ("f_house_number", F.nullif(F.regexp_extract("f_address", r"(\d+)", 1), F.lit(""))),
@@ -248,11 +256,9 @@ def remove_frequent_identifiers(df: DataFrame, *, config: IdentityConfig) -> Dat
         if cap is not None:
             out = out.withColumn("_n", _count_by(col)).withColumn(col, F.when(F.col("_n") <= cap, F.col(col))).drop("_n")
     # derived values follow their source
-    return (
-        out.withColumn("f_email_local", email_local_part(F.col("f_email")))
-        .withColumn("f_email_named", email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last")))
-        .withColumn("f_phone_last", F.substring("f_phone", -7, 7))
-    )
+    for name, expr in _contact_derivations():
+        out = out.withColumn(name, expr)
+    return out
 
 
 def add_term_frequencies(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
