@@ -491,7 +491,7 @@ def replay_quarantine(settings: Settings, *, tables: Iterable[str] | None = None
         for table in selected:
             held = Q.read_quarantine(spark, settings, source_table=table.qualified)
             if day_set:
-                held = held.where(F.col("ingest_date").isin([d.isoformat() for d in day_set]))
+                held = held.where(_of_days(sorted(day_set)))
             held_days = sorted(r["ingest_date"] for r in held.select("ingest_date").distinct().collect())
             for day in held_days:
                 runs.append(_replay_table(spark, settings, table, held.where(F.col("ingest_date") == F.lit(day)),
