@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 from api.sample_gold import publish_manifest, write_sample_gold  # noqa: E402
 from api.security import hash_key  # noqa: E402
 from lakehouse.settings import load_settings  # noqa: E402
-from lakehouse.processes import stop_process  # noqa: E402
+from lakehouse.processes import stop_process, wait_http_ready  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "api.json"
 KEY = "lh_bench-key-0123456789abcdefghijklmnopqrstuvwxyzABC"
@@ -196,19 +196,6 @@ def idle_rss(workdir: Path) -> int:
         return proc_status(proc.pid)["VmRSS"]
     finally:
         stop_process(proc)
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float) -> dict:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready (see its log)")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
-                return json.loads(r.read())
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.5)
-    raise RuntimeError(f"server not ready after {timeout_s}s")
 
 
 def wait_idle(pid: int, *, window_s: float = 2.0, max_share: float = 0.05, timeout_s: float = 600) -> float:
@@ -375,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
     }
     try:
-        ready = wait_ready(port, proc, timeout_s=900)
+        ready = wait_http_ready(port, proc, timeout_s=900, poll_s=0.5)
         load_s = time.perf_counter() - t0
         status = proc_status(proc.pid)
         idx = index_bytes(port)

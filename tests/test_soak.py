@@ -60,7 +60,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import REPO, free_port
-from lakehouse.processes import stop_process
+from lakehouse.processes import stop_process, wait_http_ready
 
 SOAK = os.environ.get("LAKEHOUSE_SOAK", "") == "1"
 SECONDS = float(os.environ.get("LAKEHOUSE_SOAK_SECONDS", "600"))
@@ -124,17 +124,6 @@ def get_json(port: int, path: str) -> dict:
 def get_text(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
         return r.read().decode()
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 120) -> dict:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        assert proc.poll() is None, f"server exited with {proc.returncode} before it was ready"
-        try:
-            return get_json(port, "/ready")
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.3)
-    raise AssertionError(f"server not ready after {timeout_s}s")
 
 
 # -- the published gold, read back independently of the API -------------------------------------------------------
@@ -508,7 +497,7 @@ def test_api_soak_under_fixed_rate_with_three_publications(tmp_path):
     load_avg_before = os.getloadavg()
     try:
         t_ready = time.perf_counter()
-        ready = wait_ready(port, proc)
+        ready = wait_http_ready(port, proc)
         ready_s = time.perf_counter() - t_ready
         assert ready["manifest_version"] == 1
         cpu_before = cpu_seconds(proc.pid)
