@@ -41,7 +41,7 @@ from lakehouse.settings import Settings
 from lakehouse.spark import get_spark
 from lakehouse.storage import Storage, parse_date
 from transforms.silver import entities as E
-from transforms.silver.dedupe import mark_changes, rank_latest, supersedes_sql
+from transforms.silver.dedupe import mark_changes, rank_latest_sparse, supersedes_sql
 from transforms.silver.tables import TABLES, SilverTable, silver_table, to_batch, to_silver
 
 INDEX_COLUMNS = ("_source_file", "_line_number")
@@ -226,8 +226,9 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
             released = held_keys.join(passed.select(*INDEX_COLUMNS), on=list(INDEX_COLUMNS), how="left_semi")
             Q.release(spark, settings, source_table=table.qualified, index_keys=released, released_run_id=run.run_id)
 
-        # Dedupe the passed rows (latest wins) and compare the winners with what silver holds.
-        ranked = rank_latest(passed, keys=table.keys)
+        # Dedupe the passed rows (latest wins; the passed rows are staged, so the sparse ranking may read them more
+        # than once) and compare the winners with what silver holds.
+        ranked = rank_latest_sparse(passed, keys=table.keys)
         current = _current(spark, settings, table)
         if current is None:
             marked = ranked.withColumn("_applies", F.lit(True))

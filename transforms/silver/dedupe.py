@@ -34,6 +34,27 @@ def rank_latest(df: DataFrame, *, keys: Sequence[str], order: Sequence[str] = LA
     return df.withColumn(output, F.row_number().over(w))
 
 
+def rank_latest_sparse(df: DataFrame, *, keys: Sequence[str], order: Sequence[str] = LATEST_ORDER,
+                       output: str = "_rank") -> DataFrame:
+    """:func:`rank_latest`, with the window sorting only the rows whose key repeats.
+
+    Most keys of a batch (and every key of a healthy silver table) occur once; their rows get rank 1 without being
+    sorted. A key with a null part is ranked by the window, exactly as :func:`rank_latest` does. The input is read
+    three times (key counts, single rows, repeated rows), so give it a stored or staged frame, not an expensive plan.
+    """
+    repeats = "_rank_key_repeats"
+    repeated = (df.groupBy(*[F.col(f"`{k}`") for k in keys]).agg(F.count(F.lit(1)).alias("_n")).where("_n > 1")
+                .select(*[F.col(f"`{k}`") for k in keys], F.lit(True).alias(repeats)))
+    columns = [F.col(f"`{c}`") for c in df.columns]
+    flagged = df.join(repeated, on=list(keys), how="left").select(*columns, repeats)
+    windowed = F.col(repeats).isNotNull()
+    for k in keys:
+        windowed = windowed | F.col(f"`{k}`").isNull()
+    single = flagged.where(~windowed).select(*columns, F.lit(1).alias(output))
+    many = rank_latest(flagged.where(windowed).select(*columns), keys=keys, order=order, output=output)
+    return single.unionByName(many)
+
+
 def dedupe_latest(df: DataFrame, *, keys: Sequence[str], order: Sequence[str] = LATEST_ORDER) -> DataFrame:
     """Keep one record per key: the latest by ``order`` (greatest first, nulls oldest)."""
     return rank_latest(df, keys=keys, order=order, output="_dedupe_rank").filter("_dedupe_rank = 1").drop("_dedupe_rank")
@@ -61,7 +82,8 @@ def mark_changes(batch: DataFrame, *, current: DataFrame, keys: Sequence[str]) -
     """Add ``_applies``: true when a (deduplicated) batch record is new to ``current`` or supersedes its row there."""
     compared = ("_version_ts", "_ingested_at", "_source_file", "_line_number", "row_hash")
     # One stored row per key (a table that broke its key is caught by the table-scope rules, not multiplied here).
-    current = dedupe_latest(current, keys=keys)
+    # A healthy table repeats no key, so the sparse ranking sorts nothing.
+    current = rank_latest_sparse(current, keys=keys, output="_cur_rank").where("_cur_rank = 1").drop("_cur_rank")
     cur = current.select(*[F.col(f"`{c}`").alias(f"_cur_{c}") for c in dict.fromkeys((*keys, *compared))])
     cond = None
     for k in keys:

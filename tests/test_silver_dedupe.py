@@ -1,0 +1,74 @@
+"""Latest-wins ranking: the sparse ranking (window over repeated keys only) gives exactly the plain window's ranks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from transforms.silver.dedupe import dedupe_latest, rank_latest, rank_latest_sparse
+
+SCHEMA = ("k1 string, k2 int, _version_ts timestamp, _ingested_at timestamp, _source_file string, "
+          "_line_number bigint, value string")
+T0 = dt.datetime(2026, 1, 1, 8, 0)
+T1 = dt.datetime(2026, 1, 2, 8, 0)
+
+ROWS = [
+    # single keys
+    ("a", 1, T0, T0, "f1", 1, "only a1"),
+    ("b", 1, None, T0, "f1", 2, "only b1, no version"),
+    # a repeated key: the newer version wins
+    ("a", 2, T0, T0, "f1", 3, "old"),
+    ("a", 2, T1, T0, "f1", 4, "new"),
+    # the same version: the later ingest, then the later file, then the later line wins
+    ("c", 1, T0, T0, "f1", 5, "first ingest"),
+    ("c", 1, T0, T1, "f1", 6, "second ingest"),
+    ("c", 1, T0, T1, "f2", 1, "second ingest, later file"),
+    ("c", 1, T0, T1, "f2", 2, "second ingest, later file, later line"),
+    # a null version is the oldest
+    ("d", 1, None, T1, "f3", 1, "no version"),
+    ("d", 1, T0, T0, "f1", 7, "versioned"),
+    # null key parts: one row alone, and two rows sharing a null part (the window ranks them as one key)
+    (None, 1, T0, T0, "f1", 8, "null k1, alone"),
+    ("e", None, T0, T0, "f1", 9, "null k2, older"),
+    ("e", None, T1, T0, "f1", 10, "null k2, newer"),
+    (None, None, T0, T0, "f1", 11, "both null"),
+]
+
+
+def _ranks(df):
+    return sorted((str(r["k1"]), str(r["k2"]), r["_source_file"], r["_line_number"], r["_rank"]) for r in df.collect())
+
+
+@pytest.fixture(scope="module")
+def rows(spark):
+    return spark.createDataFrame(ROWS, SCHEMA)
+
+
+def test_sparse_ranks_equal_the_window_ranks(rows):
+    sparse = rank_latest_sparse(rows, keys=("k1", "k2"))
+    assert sparse.columns == [*rows.columns, "_rank"]
+    assert _ranks(sparse) == _ranks(rank_latest(rows, keys=("k1", "k2")))
+
+
+def test_sparse_ranks_pick_the_latest_of_each_key(rows):
+    winners = {(r["k1"], r["k2"]): r["value"] for r in rank_latest_sparse(rows, keys=("k1", "k2")).collect()
+               if r["_rank"] == 1}
+    assert winners == {
+        ("a", 1): "only a1", ("b", 1): "only b1, no version", ("a", 2): "new",
+        ("c", 1): "second ingest, later file, later line", ("d", 1): "versioned",
+        (None, 1): "null k1, alone", ("e", None): "null k2, newer", (None, None): "both null",
+    }
+    ranks = sorted(r["_rank"] for r in rank_latest_sparse(rows, keys=("k1", "k2")).where("k1 = 'c'").collect())
+    assert ranks == [1, 2, 3, 4]
+
+
+def test_sparse_ranks_on_one_key_and_an_empty_frame(spark, rows):
+    assert _ranks(rank_latest_sparse(rows, keys=("k1",))) == _ranks(rank_latest(rows, keys=("k1",)))
+    empty = spark.createDataFrame([], SCHEMA)
+    assert rank_latest_sparse(empty, keys=("k1", "k2")).count() == 0
+
+
+def test_dedupe_latest_keeps_one_row_per_key(rows):
+    kept = sorted(r["value"] for r in dedupe_latest(rows, keys=("k1", "k2")).collect())
+    assert len(kept) == 8 and "new" in kept and "old" not in kept
