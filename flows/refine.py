@@ -27,7 +27,7 @@ import datetime as dt
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -111,8 +111,8 @@ def _read_bronze_days(spark, settings: Settings, feed: Feed, days: Sequence[dt.d
 
 
 def _build(feed: Feed, bronze: DataFrame) -> DataFrame:
-    return feed.builder(bronze, source_system=feed.source, source_kind=feed.kind, bronze_table=feed.bronze.qualified,
-                        formats=feed.formats, values=feed.values)
+    return feed.builder(bronze, source_system=feed.source, source_kind=feed.kind, formats=feed.formats,
+                        values=feed.values)
 
 
 def _union(frames: Sequence[DataFrame]) -> DataFrame:
@@ -182,6 +182,36 @@ def _expected_lines(spark, settings: Settings, days: Sequence[dt.date]) -> DataF
     return day_lines.unionByName(stored.select(*keys, "line_total").join(day_lines.select(*keys), on=keys, how="left_anti"))
 
 
+def _index_columns(index_key: str = "index_key") -> list:
+    """The batch's index columns (``INDEX_COLUMNS``) parsed back out of a quarantine ``index_key``."""
+    return [F.get_json_object(index_key, "$._source_file").alias("_source_file"),
+            F.get_json_object(index_key, "$._line_number").cast("bigint").alias("_line_number")]
+
+
+def _with_original_rows(spark, settings: Settings, feeds: Sequence[Feed], days: Sequence[dt.date],
+                        quarantined: DataFrame) -> DataFrame:
+    """``quarantined`` with the ``row_json`` that a batch read from bronze leaves empty: the original bronze row,
+    found by its index key and serialized by :func:`transforms.silver.entities.with_row_json` (the same JSON a
+    replay reads back). Only the quarantined rows are serialized, not every row of the batch."""
+    from lakehouse.quarantine import QUARANTINE_COLUMNS
+
+    located = quarantined.select("*", *_index_columns())
+    wanted = located.where(F.col("row_json").isNull()).select(*INDEX_COLUMNS).distinct()
+    originals = []
+    for feed in feeds:
+        bronze = _read_bronze_days(spark, settings, feed, days)
+        if bronze is not None:
+            # in bronze's column order (a join may move its keys first), so the JSON is the one refine always wrote
+            rows = bronze.join(wanted, on=list(INDEX_COLUMNS), how="left_semi").select(
+                *[F.col(f"`{c}`") for c in bronze.columns])
+            originals.append(E.with_row_json(rows, bronze_table=feed.bronze.qualified).select(*INDEX_COLUMNS, "_row_json"))
+    if not originals:
+        return quarantined
+    filled = located.join(_union(originals), on=list(INDEX_COLUMNS), how="left")
+    return filled.select(*[F.coalesce("row_json", "_row_json").alias(c) if c == "row_json" else F.col(c)
+                           for c in QUARANTINE_COLUMNS])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # One table
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,11 +226,13 @@ def _gate(spark, df: DataFrame, *, table: str, run_id: str, settings: Settings, 
 
 def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame, *, run: TableRun,
                  rows_in: int, replace_days: Sequence[dt.date] | None, staging: str,
-                 held: DataFrame | None = None) -> TableRun:
+                 held: DataFrame | None = None,
+                 original_rows: Callable[[DataFrame], DataFrame] | None = None) -> TableRun:
     """Gate, quarantine, dedupe, merge, account and table-check one silver batch; fills ``run``.
 
     ``replace_days``: a refine of those ingest dates (quarantine rows of the days that now pass are dropped);
-    ``held``: a replay of these quarantine rows (the ones that now pass are marked released).
+    ``held``: a replay of these quarantine rows (the ones that now pass are marked released);
+    ``original_rows``: fills the quarantined rows' ``row_json`` (a batch read from bronze carries none).
     """
     from lakehouse import quarantine as Q
 
@@ -212,17 +244,24 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
         run.gate_results = [dict(r, scope="row") for r in gate.summary()]
         # Quarantine: count from the data, then MERGE (idempotent per source table and index key).
         quarantined = Storage(settings).stage_frame(spark, gate.quarantined, staging + "_quarantined")
-        n_quarantined = _scan_count(quarantined, ("index_key",))
+        if original_rows is not None:
+            quarantined = Storage(settings).stage_frame(spark, original_rows(quarantined), staging + "_originals")
+        counts = quarantined.groupBy().agg(
+            F.count(F.xxhash64("index_key")).alias("rows"),
+            F.count(F.when(F.col("row_json").isNull(), 1)).alias("without_original"),
+        ).collect()[0]
+        n_quarantined = int(counts["rows"])
+        if counts["without_original"]:
+            run.status = "failed"
+            run.message = (f"{counts['without_original']} of the {n_quarantined} rows quarantined from "
+                           f"{table.qualified} on {run.run_date} have no original row: nothing was written")
+            raise AccountingError(run.message)
         Q.write_quarantine(spark, quarantined, settings,
                            replace_days=(table.qualified, list(replace_days)) if replace_days else None)
         crash_point("refine.quarantined")
         passed = gate.passed
         if held is not None:  # a replay: the held rows that now pass are released
-            held_keys = held.select(
-                "index_key",
-                F.get_json_object("index_key", "$._source_file").alias("_source_file"),
-                F.get_json_object("index_key", "$._line_number").cast("bigint").alias("_line_number"),
-            )
+            held_keys = held.select("index_key", *_index_columns())
             released = held_keys.join(passed.select(*INDEX_COLUMNS), on=list(INDEX_COLUMNS), how="left_semi")
             Q.release(spark, settings, source_table=table.qualified, index_keys=released, released_run_id=run.run_id)
 
@@ -283,7 +322,7 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
     finally:
         if gate is not None:
             gate.cleanup(settings)
-        for suffix in ("", "_quarantined"):
+        for suffix in ("", "_quarantined", "_originals"):
             Storage(settings).delete_dir(staging + suffix)
 
 
@@ -296,6 +335,7 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
     started = time.perf_counter()
     run = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=days[-1])
     frames: list[DataFrame] = []
+    feeds: list[Feed] = []
     rows_in = 0
     read: list[str] = [] if len(days) == 1 else [f"ingest days {days[0].isoformat()} to {days[-1].isoformat()} "
                                                  f"({len(days)}) as one batch"]
@@ -305,6 +345,7 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
             continue
         rows_in += _scan_count(bronze)
         read.append(feed.bronze.qualified)
+        feeds.append(feed)
         frames.append(_build(feed, bronze))
     if not frames or rows_in == 0:
         notes = _propagate_headers(spark, settings, run_id, days) if table.name == "order_lines" else []
@@ -316,7 +357,8 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
     batch = to_batch(_enrich(spark, settings, table, _union(frames), days), table=table)
     staging = Storage(settings).staging_dir(run_id, f"refine/{table.name}-{uuid.uuid4().hex[:8]}")
     try:
-        _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_days=days, staging=staging)
+        _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_days=days, staging=staging,
+                     original_rows=lambda q: _with_original_rows(spark, settings, feeds, days, q))
         notes = _propagate_headers(spark, settings, run_id, days) if table.name == "order_lines" else []
     finally:
         run.duration_s = time.perf_counter() - started

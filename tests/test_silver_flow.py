@@ -12,7 +12,7 @@ import pytest
 from lakehouse import delta
 from lakehouse.catalog import (
     PIPELINE_RUNS, QUARANTINE, SILVER_CUSTOMERS, SILVER_EVENTS, SILVER_INVENTORY_MOVEMENTS, SILVER_ORDER_LINES,
-    SILVER_ORDERS, SILVER_PAYMENTS, SILVER_PRODUCTS, SILVER_STORES,
+    SILVER_ORDERS, SILVER_PAYMENTS, SILVER_PRODUCTS, SILVER_STORES, bronze_table,
 )
 from lakehouse.errors import AccountingError, QualityGateFailed
 from silver_helpers import rows_of, write_bronze
@@ -88,6 +88,18 @@ def test_customers_refine_types_standardizes_quarantines_and_balances(spark, set
     assert "date_of_birth" in q["reasons"] and json.loads(q["row_json"])["date_of_birth"] == "31/02/1990"
     assert json.loads(q["business_key"]) == {"source_system": "online", "source_customer_id": "C2"}
     assert q["ingest_date"] == D1
+    # Each quarantined row keeps its own original bronze row (serialized only once the gate quarantined it).
+    bronze = {(b["_source_file"], b["_line_number"]): b for b in rows_of(spark, bronze_table("online", "customers"), settings)}
+    for q in rows_of(spark, QUARANTINE, settings):
+        key, original = json.loads(q["index_key"]), json.loads(q["row_json"])
+        b = bronze[(key["_source_file"], int(key["_line_number"]))]
+        # bronze's columns in bronze's order (nulls omitted), as refine always wrote them: the JSON is part of the
+        # quarantine's MERGE key, so a rerun must produce it byte for byte
+        assert list(original) == [*(c for c, v in b.items() if v is not None), "_bronze_table"]
+        assert original["_bronze_table"] == "bronze.online_customers"
+        assert (original["_source_file"], original["_line_number"]) == (b["_source_file"], b["_line_number"])
+        assert {c: original.get(c) for c, v in b.items() if isinstance(v, str)} == {c: v for c, v in b.items()
+                                                                                   if isinstance(v, str)}
 
     [recorded] = rows_of(spark, PIPELINE_RUNS, settings, where="layer = 'silver'")
     assert (recorded["rows_in"], recorded["rows_out"], recorded["rows_quarantined"], recorded["rows_deduplicated"]) == (6, 2, 3, 1)
@@ -328,6 +340,19 @@ def test_accounting_that_does_not_balance_fails_the_run(spark, settings, monkeyp
         refine.refine_day(settings, D1, tables=["order_lines"])
     [failed] = rows_of(spark, PIPELINE_RUNS, settings, where="table_name = 'silver.order_lines'")
     assert failed["status"] == "failed" and "read 11 rows" in failed["message"]
+
+
+def test_a_quarantined_row_without_its_original_fails_the_run_before_writing(spark, settings, monkeypatch):
+    from flows import refine
+
+    _write_customers(spark, settings)
+    # bronze rows that cannot be found again (e.g. rewritten between the read and the quarantine)
+    monkeypatch.setattr(refine, "_with_original_rows", lambda spark, settings, feeds, days, quarantined: quarantined)
+    with pytest.raises(AccountingError, match="3 of the 3 rows quarantined from silver.customers .* have no original row"):
+        refine.refine_day(settings, D1, tables=["customers"])
+    assert not delta.table_exists(QUARANTINE, settings) and not delta.table_exists(SILVER_CUSTOMERS, settings)
+    [failed] = rows_of(spark, PIPELINE_RUNS, settings, where="table_name = 'silver.customers'")
+    assert failed["status"] == "failed"
 
 
 def test_fail_rule_on_the_merged_table_stops_the_flow(spark, settings):

@@ -118,7 +118,7 @@ def batch_schemas(spark):
     for name, table in TABLES.items():
         (kind, ent), builder = next(iter(table.feeds.items()))
         empty = spark.createDataFrame([], bronze_ddl(kind, ent))
-        batch = builder(empty, source_system=kind, source_kind=kind, bronze_table=f"bronze.{kind}_{ent}")
+        batch = builder(empty, source_system=kind, source_kind=kind)
         if name == "order_lines":
             batch = attach_order_headers(batch, headers=headers)
         out[name] = to_batch(batch, table=table).schema

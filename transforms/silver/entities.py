@@ -3,7 +3,9 @@
 Every builder takes a bronze frame (canonical columns as strings plus the bronze audit columns) and returns the
 silver table's business columns plus the batch columns the refine flow needs:
 
-- ``_row_json``: the original bronze row as JSON (with ``_bronze_table``), kept for the quarantine table;
+- ``_row_json``: the original row as JSON for the quarantine table, when the input carries it (a quarantine replay
+  keeps its stored JSON); null for rows read from bronze, whose original is serialized by the refine flow only if
+  the gate quarantines them (:func:`with_row_json`; serializing every row cost a third of building a batch);
 - ``_parse_error``: bronze's parse error (rows with one are quarantined by the ``no_parse_error`` rule);
 - ``_unparsed``: names of the columns whose non-empty value did not parse (quarantined by ``values_parse``);
 - ``_version_ts``: the record's version time, used by latest-wins dedupe (see each table's rule in ``tables.py``);
@@ -121,7 +123,8 @@ def ensure_columns(df: DataFrame, columns: Sequence[str]) -> DataFrame:
 
 
 def with_row_json(df: DataFrame, *, bronze_table: str) -> DataFrame:
-    """Add ``_row_json``: every bronze column of the row (nulls omitted) plus ``_bronze_table``, as JSON.
+    """Add ``_row_json``: every bronze column of the row (nulls omitted) plus ``_bronze_table``, as JSON (the
+    quarantine's ``row_json``; columns a source lacks are null, so they are omitted like any other null).
 
     A frame that already has ``_row_json`` (a quarantine replay rebuilt from it) keeps it unchanged.
     """
@@ -139,7 +142,7 @@ def _finish(df: DataFrame, ctx: _Ctx, typed: dict[str, Column], *, source_system
         *[expr.alias(name) for name, expr in typed.items()],
         ctx.unparsed().alias("_unparsed"),
         F.col("_parse_error").cast("string").alias("_parse_error"),
-        F.col("_row_json"),
+        F.col("_row_json") if "_row_json" in df.columns else F.lit(None).cast("string").alias("_row_json"),
         F.col("_ingested_at").cast("timestamp").alias("_ingested_at"),
         F.col("_source_file").cast("string").alias("_source_file"),
         F.col("_line_number").cast("bigint").alias("_line_number"),
@@ -147,17 +150,17 @@ def _finish(df: DataFrame, ctx: _Ctx, typed: dict[str, Column], *, source_system
     )
 
 
-def _prepare(df: DataFrame, columns: str, bronze_table: str) -> DataFrame:
-    return with_row_json(ensure_columns(df, columns.split()), bronze_table=bronze_table)
+def _prepare(df: DataFrame, columns: str) -> DataFrame:
+    return ensure_columns(df, columns.split())
 
 
 # --- customers ---------------------------------------------------------------------------------------------------
-def customers_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online", bronze_table: str = "",
+def customers_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online",
                           formats: Mapping[str, str] | None = None,
                           values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Online accounts -> silver.customers batch."""
     df = _prepare(df, "customer_id email first_name last_name phone date_of_birth address_line1 city postcode country "
-                      "marketing_opt_in created_at updated_at", bronze_table)
+                      "marketing_opt_in created_at updated_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "source_customer_id": c.text("customer_id"),
@@ -178,12 +181,12 @@ def customers_from_online(df: DataFrame, *, source_system: str, source_kind: str
     return _customer_common(out)
 
 
-def customers_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos", bronze_table: str = "",
+def customers_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos",
                        formats: Mapping[str, str] | None = None,
                        values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """POS loyalty members -> silver.customers batch ("Last, First" names split, DD/MM/YYYY birth dates, Y/N opt-in)."""
     df = _prepare(df, "member_id loyalty_card full_name email phone birth_date street town post_code country opt_in "
-                      "joined_at updated_at", bronze_table)
+                      "joined_at updated_at")
     c = _Ctx(source_kind, formats, values)
     first, last = S.split_full_name(c.raw("full_name"))
     out = _finish(df, c, {
@@ -220,11 +223,11 @@ def _customer_common(df: DataFrame) -> DataFrame:
 
 
 # --- products ----------------------------------------------------------------------------------------------------
-def products_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online", bronze_table: str = "",
+def products_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online",
                          formats: Mapping[str, str] | None = None,
                          values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Online catalogue -> silver.products batch."""
-    df = _prepare(df, "sku product_name brand category_code unit_price unit_cost currency updated_at", bronze_table)
+    df = _prepare(df, "sku product_name brand category_code unit_price unit_cost currency updated_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "sku": c.text("sku"),
@@ -239,11 +242,11 @@ def products_from_online(df: DataFrame, *, source_system: str, source_kind: str 
     return _product_common(out)
 
 
-def products_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos", bronze_table: str = "",
+def products_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos",
                       formats: Mapping[str, str] | None = None,
                       values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Store catalogue -> silver.products batch (department path "A > B > C" becomes the category code)."""
-    df = _prepare(df, "item_code description brand department price cost updated_at", bronze_table)
+    df = _prepare(df, "item_code description brand department price cost updated_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "sku": c.text("item_code"),
@@ -264,11 +267,11 @@ def _product_common(df: DataFrame) -> DataFrame:
 
 
 # --- stores ------------------------------------------------------------------------------------------------------
-def stores_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos", bronze_table: str = "",
+def stores_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos",
                     formats: Mapping[str, str] | None = None,
                     values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Stores and warehouses -> silver.stores batch."""
-    df = _prepare(df, "store_id store_name location_type city region postcode country opened_at", bronze_table)
+    df = _prepare(df, "store_id store_name location_type city region postcode country opened_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "store_id": c.text("store_id"),
@@ -290,11 +293,11 @@ def _date_any(c: _Ctx, column: str) -> Column:
 
 
 # --- payments ----------------------------------------------------------------------------------------------------
-def payments_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online", bronze_table: str = "",
+def payments_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online",
                          formats: Mapping[str, str] | None = None,
                          values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Online payments -> silver.payments batch."""
-    df = _prepare(df, "payment_id order_id payment_ts payment_method amount status", bronze_table)
+    df = _prepare(df, "payment_id order_id payment_ts payment_method amount status")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "payment_id": c.text("payment_id"),
@@ -308,12 +311,11 @@ def payments_from_online(df: DataFrame, *, source_system: str, source_kind: str 
 
 
 # --- orders ------------------------------------------------------------------------------------------------------
-def orders_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online", bronze_table: str = "",
+def orders_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online",
                        formats: Mapping[str, str] | None = None,
                        values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Online order headers -> silver.orders batch (order_total and payment_method are attached by the flow)."""
-    df = _prepare(df, "order_id customer_id order_ts status channel device_type currency shipping_postcode updated_at",
-                  bronze_table)
+    df = _prepare(df, "order_id customer_id order_ts status channel device_type currency shipping_postcode updated_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "order_id": c.text("order_id"),
@@ -332,12 +334,11 @@ def orders_from_online(df: DataFrame, *, source_system: str, source_kind: str = 
     return out.withColumns({"order_date": F.to_date("order_ts"), "_version_ts": F.coalesce("updated_at", "order_ts")})
 
 
-def orders_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos", bronze_table: str = "",
+def orders_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos",
                     formats: Mapping[str, str] | None = None,
                     values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """POS receipts -> silver.orders batch (channel store; status completed for a sale, returned for a return)."""
-    df = _prepare(df, "transaction_id store_id member_id transaction_ts transaction_type payment_method total_amount",
-                  bronze_table)
+    df = _prepare(df, "transaction_id store_id member_id transaction_ts transaction_type payment_method total_amount")
     c = _Ctx(source_kind, formats, values)
     ttype = c.enum("transaction_type", TRANSACTION_TYPE_SYNONYMS)
     out = _finish(df, c, {
@@ -358,11 +359,11 @@ def orders_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "po
 
 
 # --- order lines -------------------------------------------------------------------------------------------------
-def order_lines_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online", bronze_table: str = "",
+def order_lines_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online",
                             formats: Mapping[str, str] | None = None,
                             values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Online order lines -> silver.order_lines batch (header columns are attached by :func:`attach_order_headers`)."""
-    df = _prepare(df, "order_id line_number sku quantity unit_price discount_amount line_total updated_at", bronze_table)
+    df = _prepare(df, "order_id line_number sku quantity unit_price discount_amount line_total updated_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, _line_columns(c, {
         "order_id": c.text("order_id"),
@@ -377,11 +378,11 @@ def order_lines_from_online(df: DataFrame, *, source_system: str, source_kind: s
     return _line_common(out).withColumn("_version_ts", F.col("updated_at"))
 
 
-def order_lines_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos", bronze_table: str = "",
+def order_lines_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "pos",
                          formats: Mapping[str, str] | None = None,
                          values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """POS receipt lines -> silver.order_lines batch (header columns are attached by :func:`attach_order_headers`)."""
-    df = _prepare(df, "transaction_id line_number item_code quantity unit_price discount line_total", bronze_table)
+    df = _prepare(df, "transaction_id line_number item_code quantity unit_price discount line_total")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, _line_columns(c, {
         "order_id": c.text("transaction_id"),
@@ -477,12 +478,12 @@ def attach_order_totals(orders: DataFrame, *, lines: DataFrame) -> DataFrame:
 
 # --- events ------------------------------------------------------------------------------------------------------
 def events_from_clickstream(df: DataFrame, *, source_system: str, source_kind: str = "clickstream",
-                            bronze_table: str = "", formats: Mapping[str, str] | None = None,
+                            formats: Mapping[str, str] | None = None,
                             values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Clickstream events -> silver.events batch (seed 003 events_cleaned: lower-cased type and brand, 'unknown'
     category/brand, category levels, event date/hour/day of week, event_id hash)."""
     df = _prepare(df, "event_time event_type product_id category_id category_code brand price user_id user_session "
-                      "device_type", bronze_table)
+                      "device_type")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "event_time": c.ts("event_time"),
@@ -510,10 +511,10 @@ def events_from_clickstream(df: DataFrame, *, source_system: str, source_kind: s
 
 # --- inventory ---------------------------------------------------------------------------------------------------
 def movements_from_inventory(df: DataFrame, *, source_system: str, source_kind: str = "inventory",
-                             bronze_table: str = "", formats: Mapping[str, str] | None = None,
+                             formats: Mapping[str, str] | None = None,
                              values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
     """Stock movements -> silver.inventory_movements batch."""
-    df = _prepare(df, "movement_id movement_ts location_id sku movement_type quantity unit_cost reference", bronze_table)
+    df = _prepare(df, "movement_id movement_ts location_id sku movement_type quantity unit_cost reference")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
         "movement_id": c.text("movement_id"),
