@@ -16,7 +16,7 @@ from silver_helpers import rows_of
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
-DAYS = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(4)]
+DAYS = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(3)]
 RUN_COLUMNS = {"_run_id"}  # which run wrote a row: differs by construction
 
 
@@ -40,7 +40,7 @@ def _held(spark, settings):
 @pytest.fixture(scope="module")
 def warehouses(spark, tmp_path_factory):
     """The same generated landing ingested into three warehouses: refined day by day, all days as one batch, and in
-    batches of three days (a batch of three, then one)."""
+    batches of two days (a batch of two, then one)."""
     from flows.ingest import ingest_days
     from flows.refine import refine_days
     from generator import generate
@@ -52,7 +52,7 @@ def warehouses(spark, tmp_path_factory):
              formats={}, progress=False)
     ingest_days(daily, DAYS)
     out = {}
-    for name, batch_days in (("daily", 1), ("one_batch", len(DAYS)), ("by_three", 3)):
+    for name, batch_days in (("daily", 1), ("one_batch", len(DAYS)), ("by_two", 2)):
         settings = load_settings(data_root=str(root / name), landing_root=str(root / "landing"), spark_remote=None)
         if name != "daily":  # the very same bronze rows (ingest times are part of latest-wins)
             shutil.copytree(f"{daily.warehouse_root}/bronze", f"{settings.warehouse_root}/bronze")
@@ -61,7 +61,7 @@ def warehouses(spark, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["one_batch", "by_three"])
+@pytest.mark.parametrize("name", ["one_batch", "by_two"])
 def test_catch_up_ends_with_the_same_silver_and_quarantine_as_day_by_day(spark, warehouses, name):
     daily, _ = warehouses["daily"]
     settings, _ = warehouses[name]
@@ -80,19 +80,19 @@ def test_catch_up_ends_with_the_same_silver_and_quarantine_as_day_by_day(spark, 
 def test_catch_up_records_one_balanced_run_per_table_and_batch(spark, warehouses):
     _, daily_runs = warehouses["daily"]
     _, batch_runs = warehouses["one_batch"]
-    _, three_runs = warehouses["by_three"]
+    _, two_runs = warehouses["by_two"]
     main = [r for r in batch_runs if not r.message.startswith("order lines whose header arrived later")]
     assert sorted(r.table_name for r in main) == sorted(s.qualified for s in SILVER_TABLES)
     assert {r.run_date for r in main} == {DAYS[-1]} and len({r.run_id for r in main}) == 1
-    assert all(r.status == "ok" and r.balanced for r in batch_runs + three_runs)
-    assert all(f"ingest days {DAYS[0]} to {DAYS[-1]} (4) as one batch" in r.message for r in main if r.rows_in)
+    assert all(r.status == "ok" and r.balanced for r in batch_runs + two_runs)
+    assert all(f"ingest days {DAYS[0]} to {DAYS[-1]} (3) as one batch" in r.message for r in main if r.rows_in)
     # every bronze row of the days is read once, as day by day reads it
     daily_in = {}
     for r in daily_runs:
         if not r.message.startswith("order lines whose header arrived later"):
             daily_in[r.table_name] = daily_in.get(r.table_name, 0) + r.rows_in
     assert {r.table_name: r.rows_in for r in main} == daily_in
-    assert sorted({r.run_date for r in three_runs if r.table_name == "silver.orders"}) == [DAYS[2], DAYS[3]]
+    assert sorted({r.run_date for r in two_runs if r.table_name == "silver.orders"}) == [DAYS[1], DAYS[2]]
 
 
 def test_catch_up_again_changes_nothing(spark, warehouses):
