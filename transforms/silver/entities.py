@@ -75,9 +75,8 @@ class _Ctx:
         mapping = self.values.get(column)
         if not mapping:
             return col
-        lookup = S._map_literal(mapping)
         trimmed = F.trim(col)
-        return F.coalesce(F.element_at(lookup, trimmed), F.element_at(lookup, F.lower(trimmed)), col)
+        return F.coalesce(S.lookup(mapping, trimmed), S.lookup(mapping, F.lower(trimmed)), col)
 
     def _track(self, name: str, raw_column: str, typed: Column) -> Column:
         self.pairs[name] = (F.col(raw_column), typed)
@@ -346,7 +345,7 @@ def orders_from_pos(df: DataFrame, *, source_system: str, source_kind: str = "po
         "source_customer_id": c.text("member_id"),
         "channel": F.lit("store"),
         "order_ts": c.ts("transaction_ts", "order_ts"),
-        "status": F.coalesce(F.element_at(S._map_literal(TRANSACTION_STATUS), ttype), ttype),
+        "status": F.coalesce(S.lookup(TRANSACTION_STATUS, ttype), ttype),
         "store_id": c.text("store_id"),
         "device_type": F.lit(None).cast("string"),
         "payment_method": c.enum("payment_method", PAYMENT_METHOD_SYNONYMS),

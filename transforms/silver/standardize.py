@@ -49,11 +49,17 @@ UK_POSTCODE_COMPACT = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
 IE_EIRCODE_COMPACT = r"^([AC-FHKNPRTV-Y][0-9]{2}|D6W)[0-9AC-FHKNPRTV-Y]{4}$"
 
 
-def _map_literal(mapping: Mapping[str, str]) -> Column:
-    items: list[Column] = []
+def lookup(mapping: Mapping[str, str], key: Column) -> Column:
+    """``mapping[key]``, null when ``key`` is null or not in ``mapping``.
+
+    A CASE over the keys, not ``element_at`` of a ``create_map`` literal: Sail builds such a map again for every row
+    (a 14-entry lookup cost 1.4 s for 1.8M rows against 0.14 s for the CASE), and Spark evaluates ``key`` once
+    because it is common to every condition. Meant for the small vocabularies of silver (tens of keys).
+    """
+    out = None
     for k, v in mapping.items():
-        items += [F.lit(k), F.lit(v)]
-    return F.create_map(*items)
+        out = F.when(key == F.lit(k), F.lit(v)) if out is None else out.when(key == F.lit(k), F.lit(v))
+    return out if out is not None else F.lit(None).cast("string")
 
 
 def _col(c: Column | str) -> Column:
@@ -69,7 +75,7 @@ def email_value(c: Column | str) -> Column:
 def country_value(c: Column | str) -> Column:
     """ISO-3166 alpha-2 from a code or a country name ("uk", "United Kingdom" -> "GB"); other text upper-cased."""
     key = F.upper(clean_text(F.regexp_replace(_col(c), r"\.", "")))
-    return F.coalesce(F.element_at(_map_literal(COUNTRY_ALIASES), key), key)
+    return F.coalesce(lookup(COUNTRY_ALIASES, key), key)
 
 
 def phone_value(c: Column | str, country: Column | str | None = None) -> Column:
@@ -80,7 +86,7 @@ def phone_value(c: Column | str, country: Column | str | None = None) -> Column:
     plus = F.trim(raw).startswith("+")
     digits = F.regexp_replace(F.regexp_replace(raw, r"\(0\)", ""), r"[^0-9]", "")
     ctry = F.coalesce(_col(country) if country is not None else F.lit(None).cast("string"), F.lit(DEFAULT_COUNTRY))
-    cc = F.element_at(_map_literal(CALLING_CODES), ctry)
+    cc = lookup(CALLING_CODES, ctry)
     full = (
         F.when(digits.isNull() | (digits == ""), F.lit(None).cast("string"))
         .when(plus, digits)
@@ -154,7 +160,7 @@ def enum_value(c: Column | str, synonyms: Mapping[str, str] | None = None) -> Co
     value = F.regexp_replace(F.lower(clean_text(_col(c))), r"[\s\-]+", "_")
     if not synonyms:
         return value
-    return F.coalesce(F.element_at(_map_literal(synonyms), value), value)
+    return F.coalesce(lookup(synonyms, value), value)
 
 
 def category_code_value(c: Column | str) -> Column:
