@@ -40,10 +40,6 @@ _GB_POSTCODE = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-def _lit_list(values) -> list[Column]:
-    return [F.lit(v) for v in values]
-
-
 def clean_text(col: Column) -> Column:
     """Lower-case, strip accents and punctuation, collapse spaces; empty becomes null."""
     c = F.translate(F.lower(F.trim(col)), _ACCENTS_FROM, _ACCENTS_TO)
@@ -196,9 +192,6 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     p = config.placeholders
     d = ensure_customer_columns(df)
     split_first, split_last = _split_full_name(F.col("full_name"))
-    nick = F.create_map(*[x for pair in nickname_pairs() for x in _lit_list(pair)])
-    nick_sets = F.create_map(*[x for pair in nickname_sets() for x in _lit_list(pair)])
-    initials = F.create_map(*[x for pair in name_initials() for x in _lit_list(pair)])
     # Built in small steps that reference earlier columns: one deeply nested expression per feature makes the
     # engine's planner slow, a chain of projections does not.
     steps: list[tuple[str, Column]] = [
@@ -222,14 +215,17 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         ("f_city", _drop_listed(F.col("_city_tok"), p.text_denylist)),
         ("_address_tok", address_token(F.col("address_line1"))),
         ("f_address", _drop_listed(F.col("_address_tok"), p.text_denylist)),
-        ("f_first_canonical", F.coalesce(nick[F.col("f_first")], F.col("f_first"))),
-        ("f_first_names", F.split(F.coalesce(nick_sets[F.col("f_first")], F.col("f_first")), r"\|")),
+    ]
+    # The nickname columns (_nick, _nick_set, _initials) of each record's first name.
+    after_names: list[tuple[str, Column]] = [
+        ("f_first_canonical", F.coalesce(F.col("_nick"), F.col("f_first"))),
+        ("f_first_names", F.split(F.coalesce(F.col("_nick_set"), F.col("f_first")), r"\|")),
         ("f_first_letters", sorted_letters("f_first")),
         ("f_first_soundex", F.when(F.length("f_first") > 1, F.soundex("f_first"))),
         ("f_first_initial", F.substring("f_first", 1, 1)),
         # every letter the name may be abbreviated to (its own, and those of its nicknames: Olivia -> O. or L.)
-        ("f_first_initials", F.when(F.length("f_first") > 1, F.coalesce(initials[F.col("f_first")], F.col("f_first_initial")))),
-        ("f_first_known", F.when(F.length("f_first") > 1, initials[F.col("f_first")].isNotNull())),  # a listed name
+        ("f_first_initials", F.when(F.length("f_first") > 1, F.coalesce(F.col("_initials"), F.col("f_first_initial")))),
+        ("f_first_known", F.when(F.length("f_first") > 1, F.col("_initials").isNotNull())),  # a listed name
         ("f_last_soundex", F.soundex("f_last")),
         ("f_last_prefix", F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3))),
         *_contact_derivations(),
@@ -239,7 +235,23 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     ]
     for name, expr in steps:
         d = d.withColumn(name, expr)
-    return d.drop(*[name for name, _ in steps if name.startswith("_")])
+    names = first_name_table(d.sparkSession)
+    d = d.join(names, d["f_first"] == names["_nick_key"], "left").drop("_nick_key")
+    for name, expr in after_names:
+        d = d.withColumn(name, expr)
+    return d.drop(*[name for name, _ in steps if name.startswith("_")], "_nick", "_nick_set", "_initials")
+
+
+def first_name_table(spark) -> DataFrame:
+    """One row per listed first name: ``_nick_key`` (the name), ``_nick`` (its canonical form), ``_nick_set`` (every
+    form, ``|``-separated) and ``_initials`` (the letters it may be abbreviated to).
+
+    Joined on the record's first name instead of looked up in ``create_map`` literals: Sail builds a literal map
+    again for every row, which made these lookups 18 times the cost of every other feature together.
+    """
+    nick, sets, initials = dict(nickname_pairs()), dict(nickname_sets()), dict(name_initials())
+    rows = [(k, nick.get(k), sets.get(k), initials.get(k)) for k in sorted({*nick, *sets, *initials})]
+    return spark.createDataFrame(rows, "_nick_key string, _nick string, _nick_set string, _initials string")
 
 
 def _count_by(col: str) -> Column:
