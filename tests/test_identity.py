@@ -10,7 +10,6 @@ from pyspark.sql import functions as F
 
 from lakehouse.errors import ConfigError
 from lakehouse.identity_config import load_identity_config, parse_identity_config
-from transforms.gold.identity import cluster as C
 from transforms.gold.identity.compare import (
     apply_rules, attach_features, candidate_pairs, comparison_levels, score_pairs,
 )

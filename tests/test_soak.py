@@ -34,7 +34,8 @@ Checks:
   load have passed; the server's RSS at the end of the load must be within 10 % of its RSS at the end of warm-up.
 
 The figures go to ``bench/results/soak.json`` (``LAKEHOUSE_SOAK_OUTPUT`` overrides) before the assertions, so a
-failing run leaves its evidence too.
+failing run leaves its evidence too. A run shorter than the issue's 10 minutes writes them to its pytest temp folder
+instead, so a short try never replaces the recorded result.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ SECONDS = float(os.environ.get("LAKEHOUSE_SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("LAKEHOUSE_SOAK_RATE", "500"))
 CONNECTIONS = int(os.environ.get("LAKEHOUSE_SOAK_CONNECTIONS", "32"))
 WARMUP_SECONDS = float(os.environ.get("LAKEHOUSE_SOAK_WARMUP_SECONDS", "60"))
-OUTPUT = Path(os.environ.get("LAKEHOUSE_SOAK_OUTPUT", str(REPO / "bench" / "results" / "soak.json")))
+RECORDED_SECONDS = 600.0  # the issue's 10 minutes: only a run this long replaces bench/results/soak.json by default
+OUTPUT = os.environ.get("LAKEHOUSE_SOAK_OUTPUT")
 EXTRA_SECONDS = 300.0  # longest the load may run past SECONDS waiting for the last publication to be picked up
 MAX_RSS_GROWTH = 0.10
 REQUEST_TIMEOUT_S = 10.0
@@ -456,6 +458,14 @@ def server_counts(metrics_text: str) -> Counter:
 
 @pytest.mark.soak
 @pytest.mark.flow
+def _output_path(tmp_path: Path) -> Path:
+    if OUTPUT:
+        return Path(OUTPUT)
+    if SECONDS >= RECORDED_SECONDS:
+        return REPO / "bench" / "results" / "soak.json"
+    return tmp_path / "soak.json"
+
+
 @pytest.mark.skipif(not SOAK, reason="opt-in soak test: set LAKEHOUSE_SOAK=1 (LAKEHOUSE_SOAK_SECONDS, default 600)")
 @pytest.mark.timeout(int(SECONDS + EXTRA_SECONDS + 900))
 def test_api_soak_under_fixed_rate_with_three_publications(tmp_path):
@@ -616,8 +626,10 @@ def test_api_soak_under_fixed_rate_with_three_publications(tmp_path):
         "flat_memory": growth is not None and abs(growth) <= MAX_RSS_GROWTH,
         "rate_held": soak.load_seconds > 0 and soak.completed / soak.load_seconds >= 0.98 * RATE,
     }
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(json.dumps(figures, indent=2) + "\n")
+    output = _output_path(tmp_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"soak figures: {output}")
 
     assert len(pubs) == 3 and all(p.exit_code == 0 for p in pubs), \
         f"a pipeline run failed: {[p.__dict__ for p in pubs]} (logs in {tmp_path})"
