@@ -72,3 +72,26 @@ def test_sparse_ranks_on_one_key_and_an_empty_frame(spark, rows):
 def test_dedupe_latest_keeps_one_row_per_key(rows):
     kept = sorted(r["value"] for r in dedupe_latest(rows, keys=("k1", "k2")).collect())
     assert len(kept) == 8 and "new" in kept and "old" not in kept
+
+
+def test_mark_changes_compares_each_batch_row_with_its_stored_row_only(spark):
+    from transforms.silver.dedupe import mark_changes
+
+    schema = SCHEMA + ", row_hash string"
+    stored = spark.createDataFrame([
+        ("a", 1, T0, T0, "f1", 1, "a stored", "h-a"),
+        ("b", 1, T0, T0, "f1", 2, "b stored", "h-b"),
+        ("b", 1, T1, T0, "f1", 3, "b stored again, newer", "h-b2"),  # a broken key: the latest stored row counts
+        (None, 2, T0, T0, "f1", 4, "null key part stored", "h-n"),
+        ("z", 9, T0, T0, "f1", 5, "not in the batch", "h-z"),
+    ], schema)
+    batch = spark.createDataFrame([
+        ("a", 1, T1, T1, "f2", 1, "a newer", "h-a'"),          # newer version: applies
+        ("b", 1, T0, T1, "f2", 2, "b older than stored", "h-b"),  # older than the latest stored row: does not apply
+        (None, 2, T0, T0, "f1", 4, "null key part again", "h-n"),  # the very same stored row: does not apply
+        ("c", 1, T0, T1, "f2", 3, "c new", "h-c"),              # new key: applies
+    ], schema)
+    marked = mark_changes(batch, current=stored, keys=("k1", "k2"))
+    assert marked.columns == [*batch.columns, "_applies"]
+    assert {r["value"]: r["_applies"] for r in marked.collect()} == {
+        "a newer": True, "b older than stored": False, "null key part again": False, "c new": True}

@@ -78,17 +78,26 @@ def supersedes_sql(new: str = "s.", old: str = "t.") -> str:
     return f"({v_new} > {v_old} OR ({v_new} = {v_old} AND {n('row_hash')} <> {o('row_hash')} AND {later_file}))"
 
 
+def _same_key(keys: Sequence[str], prefix: str) -> Column:
+    """Every key column equals (null-safe) the other side's copy of it, named ``prefix + key``."""
+    cond = None
+    for k in keys:
+        c = F.col(f"`{k}`").eqNullSafe(F.col(f"`{prefix}{k}`"))
+        cond = c if cond is None else cond & c
+    return cond
+
+
 def mark_changes(batch: DataFrame, *, current: DataFrame, keys: Sequence[str]) -> DataFrame:
     """Add ``_applies``: true when a (deduplicated) batch record is new to ``current`` or supersedes its row there."""
     compared = ("_version_ts", "_ingested_at", "_source_file", "_line_number", "row_hash")
+    # Only the stored rows whose key is in the batch matter: a daily batch touches a small part of the table.
+    batch_keys = batch.select(*[F.col(f"`{k}`").alias(f"_batch_{k}") for k in keys]).distinct()
+    touched = current.join(batch_keys, _same_key(keys, "_batch_"), "left_semi")
     # One stored row per key (a table that broke its key is caught by the table-scope rules, not multiplied here).
-    # A healthy table repeats no key, so the sparse ranking sorts nothing.
-    current = rank_latest_sparse(current, keys=keys, output="_cur_rank").where("_cur_rank = 1").drop("_cur_rank")
-    cur = current.select(*[F.col(f"`{c}`").alias(f"_cur_{c}") for c in dict.fromkeys((*keys, *compared))])
-    cond = None
-    for k in keys:
-        c = F.col(f"`{k}`").eqNullSafe(F.col(f"`_cur_{k}`"))
-        cond = c if cond is None else cond & c
-    joined = batch.join(cur, cond, "left")
-    applies = F.col(f"`_cur_{keys[0]}`").isNull() | F.coalesce(F.expr(supersedes_sql("", "_cur_")), F.lit(False))
+    touched = dedupe_latest(touched, keys=keys)
+    cur = touched.select(*[F.col(f"`{c}`").alias(f"_cur_{c}") for c in dict.fromkeys((*keys, *compared))],
+                         F.lit(True).alias("_cur_found"))
+    joined = batch.join(cur, _same_key(keys, "_cur_"), "left")
+    # new to silver (no stored row, whatever its key holds: a null key part matches a stored null), or newer
+    applies = F.col("_cur_found").isNull() | F.coalesce(F.expr(supersedes_sql("", "_cur_")), F.lit(False))
     return joined.withColumn("_applies", applies).drop(*[c for c in cur.columns])
