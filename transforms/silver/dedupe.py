@@ -38,8 +38,7 @@ def rank_latest_sparse(df: DataFrame, *, keys: Sequence[str], order: Sequence[st
                        output: str = "_rank") -> DataFrame:
     """:func:`rank_latest`, with the window sorting only the rows whose key repeats.
 
-    Most keys of a batch (and every key of a healthy silver table) occur once; their rows get rank 1 without being
-    sorted. A key with a null part is ranked by the window, exactly as :func:`rank_latest` does. The input is read
+    Most keys of a batch occur once; their rows get rank 1 without being sorted. A key with a null part is ranked by the window, exactly as :func:`rank_latest` does. The input is read
     three times (key counts, single rows, repeated rows), so give it a stored or staged frame, not an expensive plan.
     """
     repeats = "_rank_key_repeats"
