@@ -99,6 +99,11 @@ def feeds_for(settings: Settings, table: SilverTable) -> list[Feed]:
     return out
 
 
+def _day_list(day: dt.date | str | Sequence[dt.date | str]) -> list[dt.date]:
+    """One ingest day, or several (a catch-up batch), as sorted distinct dates."""
+    return sorted({parse_date(d) for d in day}) if isinstance(day, (list, tuple, set)) else [parse_date(day)]
+
+
 def _of_days(days: Sequence[dt.date], column: str = "ingest_date"):
     """``column`` is one of ``days`` (a SQL condition)."""
     return F.col(column).isin([F.lit(d.isoformat()).cast("date") for d in days])
@@ -331,7 +336,7 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
     """Bronze -> silver for one table and one ingest day (or several, as one batch); returns its (balanced) run
     record, dated by the last day."""
     table = silver_table(table) if isinstance(table, str) else table
-    days = sorted(set(day)) if isinstance(day, (list, tuple, set)) else [day]
+    days = _day_list(day)
     started = time.perf_counter()
     run = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=days[-1])
     frames: list[DataFrame] = []
@@ -443,10 +448,9 @@ def refine_day(settings: Settings, day: dt.date | str | Sequence[dt.date | str],
     """Bronze -> silver for every (or the named) silver table for one ingest day, or for several days as one batch
     (a catch-up: each table reads, gates, dedupes and merges the days' rows once; silver ends the same as refining
     the days one by one). Records and returns the table runs (dated by the last day)."""
-    days = sorted({parse_date(d) for d in day}) if isinstance(day, (list, tuple, set)) else [parse_date(day)]
+    days = _day_list(day)
     if not days:
         raise LakehouseError("refine: no ingest day given")
-    day = days[-1]
     selected = _selected(tables)  # an unknown table name fails before the engine starts
     spark = get_spark(settings)
     run_id = run_id or new_run_id("refine")
@@ -458,7 +462,7 @@ def refine_day(settings: Settings, day: dt.date | str | Sequence[dt.date | str],
                 if table.name == "order_lines":
                     runs.extend(_release_waiting_lines(spark, settings))
             except (AccountingError, QualityGateFailed) as exc:
-                failed = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=day,
+                failed = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=days[-1],
                                   status="failed", message=str(exc)[:2000])
                 failed.gate_results = list(getattr(exc, "rules", []) or [])
                 runs.append(failed)
@@ -475,11 +479,10 @@ def refine_days(settings: Settings, days: Iterable[dt.date | str], *, tables: It
     one batch (a catch-up: fewer, larger engine jobs; one run record per table and batch)."""
     if batch_days < 1:
         raise LakehouseError(f"refine: batch_days must be at least 1, got {batch_days}")
-    ordered = sorted({parse_date(d) for d in days})
+    ordered = _day_list(list(days))
     out: list[TableRun] = []
     for i in range(0, len(ordered), batch_days):
-        chunk = ordered[i:i + batch_days]
-        out.extend(refine_day(settings, chunk if len(chunk) > 1 else chunk[0], tables=tables))
+        out.extend(refine_day(settings, ordered[i:i + batch_days], tables=tables))
     return out
 
 
