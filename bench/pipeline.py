@@ -265,13 +265,10 @@ def run_engine(args) -> int:
 
             def go():
                 if batch_days > 1:  # a catch-up: consecutive days refined as one batch per table
-                    from flows.orchestration import LayerFailed, failed_runs
+                    from flows.orchestration import raise_if_failed
                     from flows.refine import refine_days
 
-                    runs = refine_days(settings, run_days, batch_days=batch_days)
-                    if failed_runs(runs):
-                        raise LayerFailed(f"{name}: {[r.table_name for r in failed_runs(runs)]} failed")
-                    return runs
+                    return raise_if_failed(name, refine_days(settings, run_days, batch_days=batch_days))
                 runs = []
                 for day in run_days:
                     runs += run_layer(settings, kind, day)

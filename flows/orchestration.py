@@ -191,10 +191,15 @@ def run_layer(
     runs: list[TableRun] = []
     for unit in layer_units(settings, layer, day, sources=sources, entities=entities, tables=tables):
         runs.extend(runner(layer, unit.name, day, unit.call))
+    return raise_if_failed(f"{layer} {day}", runs)
+
+
+def raise_if_failed(what: str, runs: list[TableRun]) -> list[TableRun]:
+    """``runs`` unchanged, or :class:`LayerFailed` naming ``what`` and every failed table with its message."""
     bad = failed_runs(runs)
     if bad:
         names = ", ".join(f"{r.table_name} ({r.message or r.status})" for r in bad)
-        raise LayerFailed(f"{layer} {day}: {len(bad)} table(s) failed: {names}")
+        raise LayerFailed(f"{what}: {len(bad)} table(s) failed: {names}")
     return runs
 
 
