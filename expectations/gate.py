@@ -6,8 +6,10 @@ How a batch goes through the gate (``run_gate``):
    (``monotonically_increasing_id``) so that GX's many metric queries, the split and the caller's writes all read the
    same materialized rows instead of recomputing the upstream transform, and so that every row - including rows
    whose index columns are null or repeated - has its own identity.
-2. The table's rules of the asked scope run as one GX Checkpoint (ephemeral context, Spark datasource, whole-dataframe
-   batch) with ``result_format`` COMPLETE and ``unexpected_index_column_names = [gate row id, *index_columns]``.
+2. The table's rules of the asked scope run as a GX Checkpoint (ephemeral context, Spark datasource, whole-dataframe
+   batch) in two passes: a ``BOOLEAN_ONLY`` screen of every rule (mostly one aggregate query), then only the rules
+   that found failing rows (or have ``mostly``, or check an aggregate) again with ``result_format`` COMPLETE and
+   ``unexpected_index_column_names = [gate row id, *index_columns]``. A clean rule needs no row lists.
 3. Failing rows of ``quarantine`` rules are taken from GX's ``unexpected_index_list`` (map expectations), or, for
    ``unexpected_rows_expectation`` (whose GX result holds at most 200 rows), by running the same SQL in Spark over
    the staged batch and collecting the gate row ids. They are grouped per row (every failed rule, sorted, with a
@@ -116,7 +118,15 @@ def suite_name(table: str, scope: str) -> str:
 
 def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_id: str, index_names: list[str],
                     complete: bool, resolve_table):
-    """Run ``rules`` on ``batch`` as a GX Checkpoint; returns the suite validation result."""
+    """Run ``rules`` on ``batch`` as GX Checkpoints; returns the suite validation result.
+
+    Two passes over the same batch: every rule first runs with ``BOOLEAN_ONLY`` (GX computes only each rule's
+    unexpected count, most of them in one aggregate query), then only the rules whose details matter run again with
+    the full result format (COMPLETE with the failing rows' index keys when ``complete``, else SUMMARY): the ones that
+    failed or raised, the ones with ``mostly`` (they may pass with failing rows) and the aggregate ones (their
+    observed value is the result). A clean map or SQL rule needs no second query: it found no failing row. Its result
+    is filled in as GX would report a clean rule.
+    """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -125,26 +135,83 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
     _skip_result_store(ctx)
     asset = ctx.data_sources.add_spark(name="lakehouse").add_dataframe_asset(name=name)
     batch_definition = asset.add_batch_definition_whole_dataframe("batch")
-    gx_suite = ctx.suites.add(
-        gx.ExpectationSuite(
-            name=name,
-            expectations=[r.to_gx(resolve_table=resolve_table) for r in rules],
-            meta={"table": suite.table, "scope": scope, "description": suite.description},
-        )
-    )
-    validation = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=gx_suite))
-    result_format: dict[str, Any] = {
+    detail_format: dict[str, Any] = {
         "result_format": "COMPLETE" if complete else "SUMMARY",
         "partial_unexpected_count": 20,
         "return_unexpected_index_query": False,  # a pandas/spark snippet string; it does not run over Spark Connect
     }
     if index_names:
-        result_format["unexpected_index_column_names"] = index_names
-    checkpoint = ctx.checkpoints.add(
-        gx.Checkpoint(name=f"gate {name}", validation_definitions=[validation], actions=[], result_format=result_format)
-    )
-    result = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=RunIdentifier(run_name=run_id))
-    return next(iter(result.run_results.values()))
+        detail_format["unexpected_index_column_names"] = index_names
+
+    def run(part: list[Rule], pass_name: str, result_format: dict):
+        gx_suite = ctx.suites.add(
+            gx.ExpectationSuite(
+                name=f"{name}{pass_name}",
+                expectations=[r.to_gx(resolve_table=resolve_table) for r in part],
+                meta={"table": suite.table, "scope": scope, "description": suite.description},
+            )
+        )
+        validation = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}{pass_name}", data=batch_definition, suite=gx_suite))
+        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+            name=f"gate {name}{pass_name}", validation_definitions=[validation], actions=[], result_format=result_format))
+        result = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=RunIdentifier(run_name=run_id))
+        return next(iter(result.run_results.values()))
+
+    screen = run(rules, "", {"result_format": "BOOLEAN_ONLY"})
+    screened = {_rule_of(res): res for res in screen.results}
+    detailed = [r for r in rules if _needs_detail(r, screened[r.name])]
+    if len(detailed) == len(rules):
+        validation = run(rules, " details", detail_format)
+    else:
+        validation = screen
+        details = {_rule_of(res): res for res in run(detailed, " details", detail_format).results} if detailed else {}
+        clean = _clean_result(batch, complete=complete, index_names=index_names)
+        for rule in rules:
+            if rule.name not in details:
+                screened[rule.name].result = clean(rule)
+        validation.results = [details.get(rule.name) or screened[rule.name] for rule in rules]
+    validation.suite_name = name
+    return validation
+
+
+def _rule_of(res) -> str:
+    return (res.expectation_config.meta or {}).get("rule")
+
+
+def _needs_detail(rule: Rule, screened) -> bool:
+    """Whether a rule must run again with the full result format after the BOOLEAN_ONLY screen."""
+    if not screened.success or _exception_message(screened) is not None:
+        return True
+    if rule.row_source not in (ROW_SOURCE_GX, ROW_SOURCE_SQL):
+        return True  # an aggregate: its observed value is the result, and computing it is one query anyway
+    mostly = rule.kwargs.get("mostly")
+    return mostly is not None and float(mostly) < 1.0
+
+
+def _clean_result(batch, *, complete: bool, index_names: list[str]):
+    """The result GX reports for a map or SQL rule that found no failing row, for one rule at a time."""
+    count: list[int] = []
+
+    def result(rule: Rule) -> dict:
+        if rule.row_source == ROW_SOURCE_SQL:
+            return {"observed_value": 0, "details": {"unexpected_rows": []}}
+        if not count:
+            count.append(int(batch.count()))
+        out: dict[str, Any] = {
+            "element_count": count[0], "unexpected_count": 0, "unexpected_percent": 0.0,
+            "partial_unexpected_list": [], "partial_unexpected_counts": [],
+        }
+        if index_names:
+            out["partial_unexpected_index_list"] = []
+            out["unexpected_index_column_names"] = list(index_names)
+        if complete:
+            out["unexpected_list"] = []
+            if index_names:
+                out["unexpected_index_list"] = []
+        return out
+
+    return result
 
 
 def _exception_message(result) -> str | None:

@@ -163,6 +163,63 @@ def test_fail_rule_with_mostly_tolerates_a_share(spark, settings):
 
 
 @pytest.mark.unit
+def test_quarantine_rule_with_mostly_still_takes_its_failing_rows_out(spark, settings):
+    # The rule succeeds (1 of 4 rows fails, mostly 0.5), so the screen alone would report it clean: its rows must
+    # still be found and quarantined.
+    suite = Suite.model_validate({
+        "table": TABLE, "description": "d", "rules": [
+            {"name": "sku_mostly_present", "expectation": "expect_column_values_to_not_be_null",
+             "kwargs": {"column": "sku", "mostly": 0.5}, "severity": "quarantine", "description": "d"}]})
+    rows = [line("m.csv", i, f"o{i}", 1, None if i == 1 else "SKU-0001", 1, "1.00", "0.00", "1.00") for i in range(1, 5)]
+    result = run_gate(spark, spark.createDataFrame(rows, SCHEMA), table=TABLE, run_id="refine-t4m", settings=settings,
+                      suite=suite)
+    assert result.rules[0]["success"] is True and result.rules[0]["unexpected_count"] == 1
+    assert _keys(result.passed) == [("m.csv", 2), ("m.csv", 3), ("m.csv", 4)]
+    assert [r["failed_rules"] for r in result.quarantined.collect()] == [["sku_mostly_present"]]
+    result.cleanup(settings)
+
+
+@pytest.mark.unit
+def test_clean_rules_are_screened_and_only_the_others_run_again_with_details(spark, settings, suite, monkeypatch):
+    import great_expectations as gx
+
+    checkpoints: list[list[str]] = []
+    real_run = gx.Checkpoint.run
+
+    def spy(self, *args, **kwargs):
+        checkpoints.append(sorted(e.meta["rule"] for v in self.validation_definitions for e in v.suite.expectations))
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(gx.Checkpoint, "run", spy)
+    row_rules = sorted(r.name for r in suite.for_scope("row"))
+
+    # Rows that pass every rule: one BOOLEAN_ONLY screen, then details only for the aggregate rule.
+    clean = spark.createDataFrame([ROWS[0], ROWS[3], ROWS[4]], SCHEMA)
+    result = run_gate(spark, clean, table=TABLE, run_id="refine-t9", settings=settings, suite=suite)
+    assert checkpoints == [row_rules, ["batch_not_empty"]]
+    assert all(r["success"] for r in result.rules)
+    assert {r["name"]: r["unexpected_count"] for r in result.rules if r["name"] != "batch_not_empty"} == {
+        n: 0 for n in row_rules if n != "batch_not_empty"}
+    counted = {"gx_index": "element_count", "sql": "observed_value", "none": "observed_value"}
+    assert [(res.expectation_config.meta["rule"], res.result[counted[rule.row_source]])
+            for res, rule in zip(result.validation.results, suite.for_scope("row"))] == [
+        (r.name, 0 if r.row_source == "sql" else 3) for r in suite.for_scope("row")]
+    assert result.validation.success is True and result.validation.statistics["evaluated_expectations"] == len(row_rules)
+    assert result.passed.count() == 3 and result.quarantined.count() == 0
+    result.cleanup(settings)
+
+    # One failing rule: it alone (with the aggregate) runs again, and the split is the one of a full run.
+    checkpoints.clear()
+    dirty = spark.createDataFrame([ROWS[0], ROWS[1], ROWS[3]], SCHEMA)
+    result = run_gate(spark, dirty, table=TABLE, run_id="refine-t10", settings=settings, suite=suite)
+    assert checkpoints == [row_rules, ["batch_not_empty", "sku_not_null"]]
+    assert [r["failed_rules"] for r in result.quarantined.collect()] == [["sku_not_null"]]
+    assert _keys(result.passed) == [("a.csv", 1), ("a.csv", 4)]
+    assert result.validation.success is False
+    result.cleanup(settings)
+
+
+@pytest.mark.unit
 def test_table_scope_reference_integrity_on_another_table(spark, settings):
     from lakehouse import delta
     from lakehouse.catalog import TableSpec
