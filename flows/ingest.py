@@ -12,6 +12,10 @@ added by mapping files (``mappings/*.yaml``). For each bronze table and day:
    before its ledger append), then append the staging files in one Delta append (``mergeSchema``: a new column is
    added, never lost), then append the ledger rows, then remove the staging folder.
 
+Steps 1-2 of a day's tables run in a worker thread, one table after another, while the calling thread does step 3
+of the tables already staged (decoding is Python and Arrow work, step 3 is the engine's; only the calling thread
+talks to the engine, in plan order).
+
 Rerunning a day therefore never duplicates a row, and a file that arrives late in an old day's folder is loaded when
 that day is ingested again. Plain Python: the Prefect flows wrap :func:`ingest_days` / :func:`ingest_day`.
 
@@ -27,6 +31,7 @@ import datetime as dt
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -203,31 +208,49 @@ def _rejection(target: Target, file: FileInfo, missing: list[str], columns: list
     )
 
 
+@dataclass
+class _Staged:
+    """One bronze table's new landing files of a day, decoded and written as staging Parquet (no engine work yet)."""
+
+    run: TableRun
+    staging: str
+    ingested_at: dt.datetime
+    entries: list[LedgerEntry] = field(default_factory=list)
+    parts: list[tuple[str, pa.Schema]] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
+    new_files: int = 0
+    malformed: int = 0
+    rejected_notes: list[str] = field(default_factory=list)
+
+
 def ingest_table(
     spark, settings: Settings, target: Target, day: dt.date, *, run_id: str, loaded: set[tuple[str, str]],
     storage: Storage | None = None,
 ) -> TableRun:
     """Load the new files of one bronze table's landing folder for one day (see the module docstring)."""
     storage = storage or Storage(settings)
+    staged = _stage_table(settings, target, day, run_id=run_id, loaded=loaded, storage=storage)
+    return _load_table(spark, settings, target, day, staged, storage=storage)
+
+
+def _stage_table(
+    settings: Settings, target: Target, day: dt.date, *, run_id: str, loaded: set[tuple[str, str]], storage: Storage,
+) -> _Staged:
+    """Steps 1 and 2 of the module docstring for one table: list, decode, check and stage the new files. Python and
+    Arrow only (no engine call), so it may run in a worker thread while the engine writes another table."""
     t0 = time.perf_counter()
     spec = target.table
     run = TableRun(run_id=run_id, layer="bronze", table_name=spec.qualified, run_date=day)
     files = storage.list_files(target.folder)
     new = [f for f in files if (f.uri, f.fingerprint) not in loaded]
     run.files_skipped = len(files) - len(new)
-    ingested_at = dt.datetime.now(dt.timezone.utc)
-    staging = storage.staging_dir(run_id, spec.name)
-    entries: list[LedgerEntry] = []
-    staged: list[tuple[str, pa.Schema]] = []
-    extras: list[str] = []
-    malformed = 0
-    rejected_notes: list[str] = []
+    out = _Staged(run, storage.staging_dir(run_id, spec.name), dt.datetime.now(dt.timezone.utc), new_files=len(new))
 
     def entry(f: FileInfo, fmt: str, encoding: str | None, rows: int, bad: int, extra: tuple[str, ...], status: str,
               reason: str) -> LedgerEntry:
         return LedgerEntry(
             f.uri, f.fingerprint, target.source, target.entity.entity, spec.qualified, day, fmt, encoding, f.size,
-            rows, bad, ",".join(extra), status, reason, run_id, ingested_at,
+            rows, bad, ",".join(extra), status, reason, run_id, out.ingested_at,
         )
 
     try:
@@ -257,35 +280,48 @@ def ingest_table(
                                                     limit=settings.max_extra_columns)
             if reason:
                 records = decoded.records if decoded is not None else 0
-                entries.append(entry(f, fmt, decoded.encoding if decoded else None, records,
-                                     decoded.malformed if decoded else 0, (), REJECTED, reason))
+                out.entries.append(entry(f, fmt, decoded.encoding if decoded else None, records,
+                                         decoded.malformed if decoded else 0, (), REJECTED, reason))
                 run.files_rejected += 1
                 run.rows_in += records
                 run.rows_rejected += records
-                rejected_notes.append(reason)
+                out.rejected_notes.append(reason)
                 continue
             table = conform_to_entity(table, entity=target.entity)
             extra = extra_columns(table, entity=target.entity)
-            extras.extend(c for c in extra if c not in extras)
+            out.extras.extend(c for c in extra if c not in out.extras)
             notes = [decoded.note] if decoded.note else []
             if decoded.encoding not in ("utf-8", "utf-8-sig", "binary"):
                 notes.append(f"not UTF-8: decoded as {decoded.encoding}")
             if table.num_rows:
-                table = add_audit_columns(table, source_file=f.uri, run_id=run_id, ingested_at=ingested_at,
+                table = add_audit_columns(table, source_file=f.uri, run_id=run_id, ingested_at=out.ingested_at,
                                           ingest_date=day)
-                part = f"{staging}/part-{i:05d}.parquet"
-                with storage.open_output(part) as out:
-                    pq.write_table(table, out)
-                staged.append((part, table.schema))
-            entries.append(entry(f, fmt, decoded.encoding, decoded.records, decoded.malformed, extra, LOADED,
-                                 "; ".join(notes)))
+                part = f"{out.staging}/part-{i:05d}.parquet"
+                with storage.open_output(part) as stream:
+                    pq.write_table(table, stream)
+                out.parts.append((part, table.schema))
+            out.entries.append(entry(f, fmt, decoded.encoding, decoded.records, decoded.malformed, extra, LOADED,
+                                     "; ".join(notes)))
             run.files_loaded += 1
             run.rows_in += decoded.records
             run.rows_out += decoded.records
-            malformed += decoded.malformed
+            out.malformed += decoded.malformed
+    except BaseException:
+        storage.delete_dir(out.staging)
+        raise
+    run.duration_s = time.perf_counter() - t0
+    return out
 
+
+def _load_table(spark, settings: Settings, target: Target, day: dt.date, staged: _Staged, *,
+                storage: Storage) -> TableRun:
+    """Step 3 of the module docstring for one staged table: replace leftovers, append to bronze, write the ledger.
+    The run's duration is the table's own work (staging plus loading), whichever thread staged it."""
+    t0 = time.perf_counter()
+    spec, run = target.table, staged.run
+    try:
         crash_point("ingest.staged")
-        loaded_uris = [e.file_path for e in entries if e.status == LOADED]
+        loaded_uris = [e.file_path for e in staged.entries if e.status == LOADED]
         if loaded_uris:
             # Rows of these files already in bronze come from a run that crashed before writing the ledger (or from
             # an earlier version of a file rewritten in place): replace them, never duplicate them.
@@ -293,29 +329,30 @@ def ingest_table(
                 spark, spec, settings,
                 f"ingest_date = DATE'{day.isoformat()}' AND _source_file IN {delta.sql_in_list(loaded_uris)}",
             )
-        if staged:
-            schema = _batch_schema(target.entity, extras)
-            df = spark.read.schema(_spark_ddl(schema)).parquet(staging)
+        if staged.parts:
+            schema = _batch_schema(target.entity, staged.extras)
+            df = spark.read.schema(_spark_ddl(schema)).parquet(staged.staging)
             delta.append(df, spec, settings, merge_schema=True)
             crash_point("ingest.bronze_appended")
-        record_files(spark, settings, entries)
+        record_files(spark, settings, staged.entries)
         crash_point("ingest.ledger_written")
     finally:
-        storage.delete_dir(staging)
+        storage.delete_dir(staged.staging)
 
-    run.duration_s = time.perf_counter() - t0
-    drift = f" extra columns: {', '.join(extras)}" if extras else ""
+    run.duration_s += time.perf_counter() - t0
+    drift = f" extra columns: {', '.join(staged.extras)}" if staged.extras else ""
     run.message = (
-        f"files new={len(new)} skipped={run.files_skipped} rejected={run.files_rejected} malformed={malformed}{drift}"
+        f"files new={staged.new_files} skipped={run.files_skipped} rejected={run.files_rejected} "
+        f"malformed={staged.malformed}{drift}"
     )
-    if run.files_rejected or malformed:
+    if run.files_rejected or staged.malformed:
         run.status = "warn"
     _say(
         f"  {spec.qualified:<36} {day}  files: {run.files_loaded} loaded, {run.files_skipped} skipped, "
-        f"{run.files_rejected} rejected  rows: {run.rows_out:,} ({malformed:,} malformed){drift}  "
+        f"{run.files_rejected} rejected  rows: {run.rows_out:,} ({staged.malformed:,} malformed){drift}  "
         f"{run.duration_s:.2f}s"
     )
-    for note in rejected_notes:
+    for note in staged.rejected_notes:
         _say(f"    rejected: {note}")
     return run
 
@@ -331,19 +368,55 @@ def _remove_empty_run_folder(path: str) -> None:
         pass
 
 
-def _run_plan(spark, settings: Settings, plan: DayPlan, run_id: str, storage: Storage) -> list[TableRun]:
-    loaded = loaded_fingerprints(spark, settings, ingest_date=plan.day)
+#: How many tables the staging worker may have staged ahead of the loads (bounds the staging disk in use).
+STAGE_AHEAD = 16
+
+
+def _run_plans(spark, settings: Settings, plans: list[tuple[DayPlan, str]], storage: Storage) -> list[TableRun]:
+    """Ingest each (day plan, run id) in order: every table of a day, then the day's run records.
+
+    Decoding landing files is Python and Arrow work, writing bronze is the engine's: one worker thread stages the
+    tables (in plan order, across days, at most ``STAGE_AHEAD`` ahead) while this thread loads each one as soon as it
+    is staged. Only this thread calls the engine, in the same order as a sequential run. Which files are new is read
+    from the ledger for every day before any is loaded (a day's load writes ledger rows of that day only).
+    """
+    loaded = {plan.day: loaded_fingerprints(spark, settings, ingest_date=plan.day) for plan, _ in plans}
+    work = [(plan, run_id, target) for plan, run_id in plans for target in plan.targets]
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-stage")
+    futures: list[Future] = []
+
+    def submit_upto(n: int) -> None:
+        while len(futures) < min(n, len(work)):
+            plan, run_id, target = work[len(futures)]
+            futures.append(pool.submit(_stage_table, settings, target, plan.day, run_id=run_id,
+                                       loaded=loaded[plan.day], storage=storage))
+
+    done = 0
+    runs: list[TableRun] = []
     try:
-        runs = [
-            ingest_table(spark, settings, target, plan.day, run_id=run_id, loaded=loaded, storage=storage)
-            for target in plan.targets
-        ]
+        for plan, run_id in plans:
+            _say(f"ingest {plan.day} ({len(plan.targets)} tables)")
+            day_runs = []
+            for target in plan.targets:
+                submit_upto(done + 1 + STAGE_AHEAD)
+                staged = futures[done].result()
+                done += 1
+                day_runs.append(_load_table(spark, settings, target, plan.day, staged, storage=storage))
+            _remove_empty_run_folder(storage.staging_dir(run_id, "").rstrip("/"))
+            if plan.absent:
+                _say(f"  {plan.day}: no landing folder for {', '.join(plan.absent)} (skipped)")
+            crash_point("ingest.tables_done")
+            record_runs(spark, settings, day_runs)
+            runs.extend(day_runs)
     finally:
-        _remove_empty_run_folder(storage.staging_dir(run_id, "").rstrip("/"))
-    if plan.absent:
-        _say(f"  {plan.day}: no landing folder for {', '.join(plan.absent)} (skipped)")
-    crash_point("ingest.tables_done")
-    record_runs(spark, settings, runs)
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for future in futures[done:]:  # staged but never loaded: a failure stopped the run
+            if future.done() and not future.cancelled() and future.exception() is None:
+                storage.delete_dir(future.result().staging)
+        for _, run_id in plans:
+            _remove_empty_run_folder(storage.staging_dir(run_id, "").rstrip("/"))
     return runs
 
 
@@ -363,8 +436,7 @@ def ingest_day(
         raise _landing_not_found(settings, [day], storage)
     for path in plan.unknown:
         _say(f"  skipped {path}: not a known source or entity (add a mapping file to ingest it)")
-    _say(f"ingest {day} ({len(plan.targets)} tables)")
-    return _run_plan(spark, settings, plan, run_id or new_run_id("ingest"), storage)
+    return _run_plans(spark, settings, [(plan, run_id or new_run_id("ingest"))], storage)
 
 
 def ingest_days(
@@ -383,11 +455,7 @@ def ingest_days(
         raise _landing_not_found(settings, empty, storage)
     for path in sorted({u for p in plans for u in p.unknown}):
         _say(f"  skipped {path}: not a known source or entity (add a mapping file to ingest it)")
-    runs: list[TableRun] = []
-    for plan in plans:
-        _say(f"ingest {plan.day} ({len(plan.targets)} tables)")
-        runs.extend(_run_plan(spark, settings, plan, new_run_id("ingest"), storage))
-    return runs
+    return _run_plans(spark, settings, [(plan, new_run_id("ingest")) for plan in plans], storage)
 
 
 if __name__ == "__main__":  # python -m flows.ingest 2026-01-01 [2026-01-02 ...]

@@ -256,6 +256,71 @@ def test_crash_between_bronze_and_ledger_is_repaired_without_duplicates(spark, s
 
 
 @pytest.mark.flow
+def test_tables_are_staged_ahead_and_loaded_in_order_by_the_calling_thread(spark, settings, monkeypatch):
+    import threading
+
+    import flows.ingest as ingest
+
+    days = [D1, D2, D1 + dt.timedelta(days=2)]
+    for day in days:
+        land(settings, "online", "orders", day, "orders-0001.csv", orders_csv(f"{day.day}a", f"{day.day}b"))
+    staged, loaded, engine_threads = [], [], set()
+    real_stage, real_load, real_append = ingest._stage_table, ingest._load_table, ingest.delta.append
+
+    def stage(settings_, target, day, **kwargs):
+        staged.append((day, threading.current_thread().name))
+        return real_stage(settings_, target, day, **kwargs)
+
+    def load(spark_, settings_, target, day, staged_, **kwargs):
+        loaded.append((day, threading.current_thread().name))
+        return real_load(spark_, settings_, target, day, staged_, **kwargs)
+
+    def append(*args, **kwargs):
+        engine_threads.add(threading.current_thread().name)
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_stage_table", stage)
+    monkeypatch.setattr(ingest, "_load_table", load)
+    monkeypatch.setattr(ingest.delta, "append", append)
+    runs = ingest.ingest_days(settings, days)
+    assert [(r.run_date, r.rows_out) for r in runs] == [(d, 2) for d in days]
+    assert [d for d, _ in staged] == days and all(name.startswith("ingest-stage") for _, name in staged)
+    assert loaded == [(d, threading.main_thread().name) for d in days]
+    assert engine_threads == {threading.main_thread().name}
+    assert len({r.run_id for r in runs}) == 3
+    assert sorted(r["order_id"] for r in bronze_rows(spark, settings, "online", "orders")) == [
+        f"{d.day}{x}" for d in days for x in "ab"]
+
+
+@pytest.mark.flow
+def test_a_failed_load_stops_the_run_and_leaves_no_staged_file(spark, settings, monkeypatch):
+    import flows.ingest as ingest
+
+    days = [D1, D2, D1 + dt.timedelta(days=2)]
+    for day in days:
+        land(settings, "online", "orders", day, "orders-0001.csv", orders_csv(f"{day.day}a"))
+    calls = []
+    real_record = ingest.record_files
+
+    def record(spark_, settings_, entries):
+        calls.append(entries[0].ingest_date)
+        if len(calls) == 2:
+            raise RuntimeError("ledger unavailable")
+        return real_record(spark_, settings_, entries)
+
+    monkeypatch.setattr(ingest, "record_files", record)
+    with pytest.raises(RuntimeError, match="ledger unavailable"):
+        ingest.ingest_days(settings, days)
+    staging = Path(settings.warehouse_root) / "_staging"
+    assert not staging.exists() or not [p for p in staging.rglob("*") if p.is_file()]
+    assert calls == [D1, D2]  # the third day was staged ahead, never loaded
+    monkeypatch.undo()
+    runs = ingest.ingest_days(settings, days)  # the rerun repairs D2 and loads D3, each row once
+    assert [(r.run_date, r.files_loaded, r.files_skipped) for r in runs] == [(D1, 0, 1), (D2, 1, 0), (days[2], 1, 0)]
+    assert sorted(r["order_id"] for r in bronze_rows(spark, settings, "online", "orders")) == ["3a", "4a", "5a"]
+
+
+@pytest.mark.flow
 def test_malformed_csv_and_json_lines_reach_bronze_with_reason(spark, settings):
     from flows.ingest import ingest_day
 
