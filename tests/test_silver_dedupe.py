@@ -45,7 +45,12 @@ def rows(spark):
     return spark.createDataFrame(ROWS, SCHEMA)
 
 
-def test_sparse_ranks_equal_the_window_ranks(rows):
+@pytest.mark.parametrize("listed", [50_000, 1, 0], ids=["hash-list", "join-above-the-list-cap", "join-always"])
+def test_sparse_ranks_equal_the_window_ranks(rows, monkeypatch, listed):
+    # ROWS repeat 4 keys (a/2, c/1, d/1 and e/null): a cap of 1 or 0 repeated hashes takes the join path
+    import transforms.silver.dedupe as D
+
+    monkeypatch.setattr(D, "MAX_LISTED_REPEATS", listed)
     sparse = rank_latest_sparse(rows, keys=("k1", "k2"))
     assert sparse.columns == [*rows.columns, "_rank"]
     assert _ranks(sparse) == _ranks(rank_latest(rows, keys=("k1", "k2")))

@@ -34,19 +34,34 @@ def rank_latest(df: DataFrame, *, keys: Sequence[str], order: Sequence[str] = LA
     return df.withColumn(output, F.row_number().over(w))
 
 
+#: At most this many repeated key hashes are picked by an IN list; more are flagged by a join.
+MAX_LISTED_REPEATS = 50_000
+
+
 def rank_latest_sparse(df: DataFrame, *, keys: Sequence[str], order: Sequence[str] = LATEST_ORDER,
                        output: str = "_rank") -> DataFrame:
     """:func:`rank_latest`, with the window sorting only the rows whose key repeats.
 
-    Most keys of a batch occur once; their rows get rank 1 without being sorted. A key with a null part is ranked by the window, exactly as :func:`rank_latest` does. The input is read
-    three times (key counts, single rows, repeated rows), so give it a stored or staged frame, not an expensive plan.
+    Most keys of a batch occur once; their rows get rank 1 without being sorted. One aggregate (run here) finds the
+    key hashes (``xxhash64``) that occur more than once. When there are at most ``MAX_LISTED_REPEATS`` of them (the
+    usual case), the rows to rank are picked by an IN list of those hashes, without joining the batch; else by a
+    join with the repeated keys. A hash collision only sends a few more rows through the window, which ranks them by
+    their real key, and a key with a null part always goes through the window: the ranks are exactly the window's.
+    The input is read more than once, so give it a stored or staged frame, not an expensive plan.
     """
-    repeats = "_rank_key_repeats"
-    repeated = (df.groupBy(*[F.col(f"`{k}`") for k in keys]).agg(F.count(F.lit(1)).alias("_n")).where("_n > 1")
-                .select(*[F.col(f"`{k}`") for k in keys], F.lit(True).alias(repeats)))
     columns = [F.col(f"`{c}`") for c in df.columns]
-    flagged = df.join(repeated, on=list(keys), how="left").select(*columns, repeats)
-    windowed = F.col(repeats).isNotNull()
+    key_hash = F.xxhash64(*[F.col(f"`{k}`") for k in keys])
+    repeated_hashes = (df.groupBy(key_hash.alias("_rank_key_hash")).agg(F.count(F.lit(1)).alias("_n"))
+                       .where("_n > 1").select("_rank_key_hash").limit(MAX_LISTED_REPEATS + 1).collect())
+    if len(repeated_hashes) <= MAX_LISTED_REPEATS:
+        flagged = df
+        windowed = key_hash.isin([r[0] for r in repeated_hashes]) if repeated_hashes else F.lit(False)
+    else:
+        repeats = "_rank_key_repeats"
+        repeated = (df.groupBy(*[F.col(f"`{k}`") for k in keys]).agg(F.count(F.lit(1)).alias("_n")).where("_n > 1")
+                    .select(*[F.col(f"`{k}`") for k in keys], F.lit(True).alias(repeats)))
+        flagged = df.join(repeated, on=list(keys), how="left").select(*columns, repeats)
+        windowed = F.col(repeats).isNotNull()
     for k in keys:
         windowed = windowed | F.col(f"`{k}`").isNull()
     single = flagged.where(~windowed).select(*columns, F.lit(1).alias(output))
