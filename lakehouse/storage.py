@@ -111,8 +111,10 @@ class Storage:
 
     def stage_frame(self, spark, df, uri: str):
         """Materialize ``df`` as Parquet at ``uri`` (a staging folder) and return a frame reading it back; an empty
-        frame, for which the engine may write no file at all, comes back empty with its schema."""
-        df.write.mode("overwrite").parquet(uri)
+        frame, for which the engine may write no file at all, comes back empty with its schema. Written with zstd
+        named explicitly: Sail's default writes the same size about a third slower (measured: 1.8M silver event
+        rows, 2.0-2.5 s against 1.45-1.55 s, 176-179 MB either way)."""
+        df.write.mode("overwrite").option("compression", "zstd").parquet(uri)
         if any(f.name.endswith(".parquet") for f in self.list_files(uri, recursive=True)):
             return spark.read.parquet(uri)
         return spark.createDataFrame([], df.schema)
