@@ -73,6 +73,17 @@ CATEGORY_CASES = [  # (raw, code, l1, l2, l3)
     ("moveis_decoracao", "moveis_decoracao", "moveis_decoracao", "unknown", "unknown"),
     ("  ", "unknown", "unknown", "unknown", "unknown"),
     (None, "unknown", "unknown", "unknown", "unknown"),
+    # next to the already-clean form that is passed through as is: each needs the full clean-up
+    ("a__b.c", "a_b.c", "a_b", "c", "unknown"),
+    ("a_.b", "a.b", "a", "b", "unknown"),
+    ("_a.b_", "a.b", "a", "b", "unknown"),
+    ("a..b", "a.b", "a", "b", "unknown"),
+    ("A.b", "a.b", "a", "b", "unknown"),
+    (" a.b", "a.b", "a", "b", "unknown"),
+    ("a.b.", "a.b", "a", "b", "unknown"),
+    ("a.b\n", "a.b", "a", "b", "unknown"),
+    ("électroménager.four", "électroménager.four", "électroménager", "four", "unknown"),
+    ("x9.y_2.z", "x9.y_2.z", "x9", "y_2", "z"),
 ]
 TIMESTAMP_CASES = [  # (raw, spark formats, expected)
     ("2026-01-03T10:15:00Z", P.ISO_UTC, dt.datetime(2026, 1, 3, 10, 15)),

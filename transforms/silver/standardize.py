@@ -163,10 +163,21 @@ def enum_value(c: Column | str, synonyms: Mapping[str, str] | None = None) -> Co
     return F.coalesce(lookup(synonyms, value), value)
 
 
+#: A category code the clean-up below leaves unchanged (ASCII only): lower-case words joined by single underscores,
+#: levels joined by single dots. Most landed codes already look like this; they skip the five regex replacements.
+#: ``\A`` and ``\z``, not ``^`` and ``$``: Java's ``$`` also matches before a final line break.
+_CLEAN_CATEGORY_CODE = r"\A[a-z0-9]+(_[a-z0-9]+)*(\.[a-z0-9]+(_[a-z0-9]+)*)*\z"
+
+
 def category_code_value(c: Column | str) -> Column:
     """Category path as a dotted lower-case code: "Electronics > Audio" and "electronics.audio" ->
     "electronics.audio"; 'unknown' when missing."""
-    s = F.lower(F.trim(_col(c)))
+    raw = _col(c)
+    return F.when(raw.rlike(_CLEAN_CATEGORY_CODE), raw).otherwise(_category_code_cleaned(raw))
+
+
+def _category_code_cleaned(c: Column) -> Column:
+    s = F.lower(F.trim(c))
     s = F.regexp_replace(s, r"\s*(>|/|\||\.)\s*", ".")
     s = F.regexp_replace(s, r"[^\p{L}\p{N}.]+", "_")
     s = F.regexp_replace(s, r"_*\._*", ".")
