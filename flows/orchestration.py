@@ -119,15 +119,16 @@ def _ingest_call(mod, settings: Settings, day: dt.date, sources: list[str] | Non
 
 
 def _ingest_units(mod, settings: Settings, day: dt.date, sources: list[str] | None,
-                  entities: list[str] | None) -> list[Unit]:
-    """One unit per source that landed files that day (one unit when nothing can be planned)."""
+                  entities: list[str] | None, split: bool = True) -> list[Unit]:
+    """One unit per source that landed files that day (one unit when nothing can be planned, or when not ``split``:
+    then the day's files of every source are decoded beside the engine's writes, see :mod:`flows.ingest`)."""
     from flows.s3_landing import landing_storage
     from lakehouse.runs import new_run_id
 
     run_id = new_run_id("ingest")
     storage = landing_storage(settings) if str(settings.landing_root).startswith("s3://") else None
     plan_day = getattr(mod, "plan_day", None)
-    if plan_day is None:
+    if plan_day is None or not split:
         return [Unit("ingest", "bronze", _ingest_call(mod, settings, day, sources, entities, storage, run_id))]
     kwargs = {"storage": storage} if storage is not None else {}
     plan = plan_day(settings, day, sources=sources, entities=entities, **kwargs)
@@ -162,11 +163,13 @@ def layer_units(
     sources: list[str] | None = None,
     entities: list[str] | None = None,
     tables: list[str] | None = None,
+    split: bool = True,
 ) -> list[Unit]:
-    """The units of one layer-day: one per source for ingest, one per silver table for refine, one for publish."""
+    """The units of one layer-day: one per source for ingest (one for all sources unless ``split``), one per silver
+    table for refine, one for publish."""
     mod = layer_module(layer)
     if layer == "ingest":
-        return _ingest_units(mod, settings, day, sources, entities)
+        return _ingest_units(mod, settings, day, sources, entities, split=split)
     if layer == "refine":
         return _refine_units(mod, settings, day, tables)
     return [Unit(layer, "gold", lambda: list(mod.publish_day(settings, day, tables=tables)))]
@@ -187,9 +190,14 @@ def run_layer(
     entities: list[str] | None = None,
     tables: list[str] | None = None,
 ) -> list[TableRun]:
-    """Run one layer for one day, unit by unit; raise :class:`LayerFailed` when a table failed."""
+    """Run one layer for one day, unit by unit; raise :class:`LayerFailed` when a table failed.
+
+    Units exist to be Prefect tasks. Run in-process (``direct_runner``), a day's ingest is one unit, so that the
+    files of one source are decoded while the engine writes another's.
+    """
     runs: list[TableRun] = []
-    for unit in layer_units(settings, layer, day, sources=sources, entities=entities, tables=tables):
+    split = runner is not direct_runner
+    for unit in layer_units(settings, layer, day, sources=sources, entities=entities, tables=tables, split=split):
         runs.extend(runner(layer, unit.name, day, unit.call))
     return raise_if_failed(f"{layer} {day}", runs)
 

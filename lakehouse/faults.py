@@ -29,7 +29,7 @@ CRASH_POINTS: dict[str, str] = {
     "ingest.staged": "a bronze table's new files are decoded into staging Parquet; nothing written to Delta yet",
     "ingest.bronze_appended": "rows appended to a bronze table, its file-ledger rows not yet written",
     "ingest.ledger_written": "bronze rows and ledger rows written, staging folder not yet removed",
-    "ingest.tables_done": "every bronze table of the unit loaded, pipeline_runs rows not yet written",
+    "ingest.tables_done": "every bronze table of a day loaded, that day's pipeline_runs rows not yet written",
     "refine.quarantined": "a silver table's quarantine rows MERGEd, the silver MERGE not yet done",
     "refine.silver_merged": "a silver table MERGEd, accounting and table-scope rules not yet run",
     "refine.lines_refreshed": "earlier order lines took their order's new header, order totals not yet refreshed",

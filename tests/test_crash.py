@@ -476,7 +476,7 @@ DAY1_CHAIN: list[tuple[str, str, str]] = [
     ("pipeline", "ingest.ledger_written:2", ""),          # ledger written, staging folder left behind
     ("pipeline", "delta.committed:4", ""),                # somewhere in the online unit
     ("pipeline", "ingest.bronze_appended:3", ""),
-    ("pipeline", "ingest.tables_done:3", ""),             # a unit done, its run rows not recorded
+    ("pipeline", "ingest.tables_done:1", ""),             # the day's tables done, their run rows not recorded
     ("pipeline", "ingest.staged:12", ""),                 # last bronze table staged
     ("pipeline", "refine.quarantined:1", "ingest"),       # customers quarantined, silver MERGE not done
     ("pipeline", "refine.silver_merged:1", "ingest"),     # a silver MERGE done, accounting not run

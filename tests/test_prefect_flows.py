@@ -215,6 +215,26 @@ def test_pipeline_runs_layers_in_order_in_coarse_units(settings, fake_layers):
 
 
 @pytest.mark.unit
+def test_ingest_is_one_unit_in_process_and_one_task_per_source_under_prefect(settings, monkeypatch):
+    import flows.ingest as ingest
+    from lakehouse.storage import Storage
+
+    storage = Storage(settings)
+    for source, entity in (("online", "orders"), ("pos", "members")):
+        storage.makedirs(storage.landing_dir(source, entity, DAY))
+    assert [u.name for u in orch.layer_units(settings, "ingest", DAY)] == ["online", "pos"]
+    assert [u.name for u in orch.layer_units(settings, "ingest", DAY, split=False)] == ["bronze"]
+
+    calls: list = []
+    monkeypatch.setattr(ingest, "ingest_day", lambda settings_, day, **kw: calls.append(kw["sources"]) or [])
+    orch.run_layer(settings, "ingest", DAY)  # in-process: every source in one call
+    assert calls == [None]
+    calls.clear()
+    orch.run_layer(settings, "ingest", DAY, runner=lambda layer, unit, day, call: call())  # a task per source
+    assert calls == [["online"], ["pos"]]
+
+
+@pytest.mark.unit
 def test_a_failed_layer_stops_the_day_and_frees_the_lock(settings, fake_layers):
     fake_layers.fail_on[("refine", DAY)] = QualityGateFailed("rule x failed on silver.orders")
     with pytest.raises(QualityGateFailed):
