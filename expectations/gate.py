@@ -7,7 +7,7 @@ How a batch goes through the gate (``run_gate``):
    same materialized rows instead of recomputing the upstream transform, and so that every row - including rows
    whose index columns are null or repeated - has its own identity.
 2. The table's rules of the asked scope run as a GX Checkpoint (ephemeral context, Spark datasource, whole-dataframe
-   batch) in two passes: a ``BOOLEAN_ONLY`` screen of every rule (mostly one aggregate query), then only the rules
+   batch) in two passes: a ``BOOLEAN_ONLY`` screen of every rule (counts only, no row lists), then only the rules
    that found failing rows (or have ``mostly``, or check an aggregate) again with ``result_format`` COMPLETE and
    ``unexpected_index_column_names = [gate row id, *index_columns]``. A clean rule needs no row lists.
 3. Failing rows of ``quarantine`` rules are taken from GX's ``unexpected_index_list`` (map expectations), or, for
@@ -121,7 +121,7 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
     """Run ``rules`` on ``batch`` as GX Checkpoints; returns the suite validation result.
 
     Two passes over the same batch: every rule first runs with ``BOOLEAN_ONLY`` (GX computes only each rule's
-    unexpected count, most of them in one aggregate query), then only the rules whose details matter run again with
+    unexpected count, no row lists), then only the rules whose details matter run again with
     the full result format (COMPLETE with the failing rows' index keys when ``complete``, else SUMMARY): the ones that
     failed or raised, the ones with ``mostly`` (they may pass with failing rows) and the aggregate ones (their
     observed value is the result). A clean map or SQL rule needs no second query: it found no failing row. Its result
