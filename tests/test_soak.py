@@ -456,8 +456,6 @@ def server_counts(metrics_text: str) -> Counter:
     return counts
 
 
-@pytest.mark.soak
-@pytest.mark.flow
 def _output_path(tmp_path: Path) -> Path:
     if OUTPUT:
         return Path(OUTPUT)
@@ -466,6 +464,8 @@ def _output_path(tmp_path: Path) -> Path:
     return tmp_path / "soak.json"
 
 
+@pytest.mark.soak
+@pytest.mark.flow
 @pytest.mark.skipif(not SOAK, reason="opt-in soak test: set LAKEHOUSE_SOAK=1 (LAKEHOUSE_SOAK_SECONDS, default 600)")
 @pytest.mark.timeout(int(SECONDS + EXTRA_SECONDS + 900))
 def test_api_soak_under_fixed_rate_with_three_publications(tmp_path):
