@@ -149,15 +149,20 @@ def test_fail_rule_stops_with_rule_table_count_and_five_examples(spark, settings
     assert {r["name"]: r["success"] for r in err.value.rules} == {"sku_present": False, "qty_small": True}
 
 
-@pytest.mark.unit
-def test_fail_rule_with_mostly_tolerates_a_share(spark, settings):
+def _gate_one_mostly_rule(spark, settings, severity: str, run_id: str):
+    """The gate over 4 rows (file m.csv), the first without a SKU, with one not-null rule of ``mostly`` 0.5."""
     suite = Suite.model_validate({
         "table": TABLE, "description": "d", "rules": [
             {"name": "sku_mostly_present", "expectation": "expect_column_values_to_not_be_null",
-             "kwargs": {"column": "sku", "mostly": 0.5}, "severity": "fail", "description": "d"}]})
-    rows = [line("d.csv", i, f"o{i}", 1, None if i == 1 else "SKU-0001", 1, "1.00", "0.00", "1.00") for i in range(1, 5)]
-    result = run_gate(spark, spark.createDataFrame(rows, SCHEMA), table=TABLE, run_id="refine-t4", settings=settings,
-                      suite=suite)
+             "kwargs": {"column": "sku", "mostly": 0.5}, "severity": severity, "description": "d"}]})
+    rows = [line("m.csv", i, f"o{i}", 1, None if i == 1 else "SKU-0001", 1, "1.00", "0.00", "1.00") for i in range(1, 5)]
+    return run_gate(spark, spark.createDataFrame(rows, SCHEMA), table=TABLE, run_id=run_id, settings=settings,
+                    suite=suite)
+
+
+@pytest.mark.unit
+def test_fail_rule_with_mostly_tolerates_a_share(spark, settings):
+    result = _gate_one_mostly_rule(spark, settings, "fail", "refine-t4")
     assert result.rules[0]["success"] is True and result.rules[0]["unexpected_count"] == 1
     assert result.passed.count() == 4 and result.quarantined.count() == 0
 
@@ -166,13 +171,7 @@ def test_fail_rule_with_mostly_tolerates_a_share(spark, settings):
 def test_quarantine_rule_with_mostly_still_takes_its_failing_rows_out(spark, settings):
     # The rule succeeds (1 of 4 rows fails, mostly 0.5), so the screen alone would report it clean: its rows must
     # still be found and quarantined.
-    suite = Suite.model_validate({
-        "table": TABLE, "description": "d", "rules": [
-            {"name": "sku_mostly_present", "expectation": "expect_column_values_to_not_be_null",
-             "kwargs": {"column": "sku", "mostly": 0.5}, "severity": "quarantine", "description": "d"}]})
-    rows = [line("m.csv", i, f"o{i}", 1, None if i == 1 else "SKU-0001", 1, "1.00", "0.00", "1.00") for i in range(1, 5)]
-    result = run_gate(spark, spark.createDataFrame(rows, SCHEMA), table=TABLE, run_id="refine-t4m", settings=settings,
-                      suite=suite)
+    result = _gate_one_mostly_rule(spark, settings, "quarantine", "refine-t4m")
     assert result.rules[0]["success"] is True and result.rules[0]["unexpected_count"] == 1
     assert _keys(result.passed) == [("m.csv", 2), ("m.csv", 3), ("m.csv", 4)]
     assert [r["failed_rules"] for r in result.quarantined.collect()] == [["sku_mostly_present"]]
