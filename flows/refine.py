@@ -275,25 +275,30 @@ def _apply_batch(spark, settings: Settings, table: SilverTable, batch: DataFrame
         ranked = rank_latest_sparse(passed, keys=table.keys)
         current = _current(spark, settings, table)
         if current is None:
+            # A new table (a first load): every winner is new, so the ranked rows are not staged for a comparison.
+            # They are counted, then written, each time from the staged gate batch (the ranks are deterministic).
             marked = ranked.withColumn("_applies", F.lit(True))
         else:
-            marked = mark_changes(ranked, current=current, keys=table.keys)
-        staged = Storage(settings).stage_frame(spark, marked, staging)
-        counts = staged.groupBy().agg(
+            marked = Storage(settings).stage_frame(spark, mark_changes(ranked, current=current, keys=table.keys),
+                                                   staging)
+        counts = marked.groupBy().agg(
             F.count(F.xxhash64(*INDEX_COLUMNS)).alias("passed"),
             F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).alias("winners"),
             F.sum(F.when((F.col("_rank") == 1) & F.col("_applies"), 1).otherwise(0)).alias("changed"),
         ).collect()[0]
         n_passed, n_changed = int(counts["passed"]), int(counts["changed"] or 0)
 
-        changes = to_silver(staged.where((F.col("_rank") == 1) & F.col("_applies")), table=table, run_id=run.run_id)
+        changes = to_silver(marked.where((F.col("_rank") == 1) & F.col("_applies")), table=table, run_id=run.run_id)
         if n_changed or not delta.table_exists(spec, settings):
             delta.merge_upsert(spark, changes, spec, settings, keys=table.keys, update_condition=supersedes_sql("s.", "t."))
             crash_point("refine.silver_merged")
 
-        # Every changed row must now be in silver exactly as written.
+        # Every changed row must now be in silver exactly as written. A table this write created holds nothing else:
+        # the rows counted in it must be the rows written (its keys are checked by the table-scope rules below).
         written = 0
-        if n_changed:
+        if n_changed and current is None:
+            written = _scan_count(delta.read_table(spark, spec, settings))
+        elif n_changed:
             keys = [*table.keys, "row_hash"]
             written = _scan_count(
                 delta.read_table(spark, spec, settings).select(*keys, *INDEX_COLUMNS)
