@@ -284,6 +284,9 @@ def run_engine(args) -> int:
                   f"(load {fig['load_avg_1m']})", file=sys.stderr, flush=True)
             return runs, fig
 
+        from expectations.rules import warm_up_gx
+
+        warm_up_gx()  # as `run_day` (lakehouse pipeline/backfill) does when refine follows ingest
         bronze_runs, fig = layer("bronze", "ingest", days, args.refine_batch_days)
         fig["rows_in"] = sum(r.rows_in for r in bronze_runs)
         fig["slowest"] = _top_steps(bronze_runs)

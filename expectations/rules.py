@@ -73,6 +73,35 @@ def _import_gx() -> None:
         gx_util.convert_decimal_to_float = _decimal_to_float
 
 
+_warm_up: list = []
+
+
+def warm_up_gx() -> None:
+    """Start importing Great Expectations in a background thread and return at once.
+
+    The import is about 3 s of pure Python. A run that will reach a gate calls this while the engine is busy with
+    other work (bronze before refine, a batch being typed), so the first gate does not wait for it. The import lock
+    makes a gate that needs GX sooner wait for the import in progress. A failed import here is ignored: the gate
+    imports again and reports the error. Calling it again does nothing.
+    """
+    import sys
+    import threading
+
+    if _warm_up or "great_expectations.expectations" in sys.modules:
+        return
+
+    def run() -> None:
+        try:
+            _import_gx()
+            import great_expectations  # noqa: F401  (the checkpoint, context and expectation classes)
+        except Exception:  # noqa: BLE001 - the gate imports again and reports it
+            pass
+
+    thread = threading.Thread(target=run, name="gx-import")  # not a daemon: an exit waits for the import
+    _warm_up.append(thread)
+    thread.start()
+
+
 @lru_cache(maxsize=None)
 def expectation_class(name: str) -> type:
     """The Great Expectations class registered under a snake_case expectation name."""

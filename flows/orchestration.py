@@ -253,6 +253,11 @@ def run_day(
     """Run the given layers (default: all three) for one day under the day lock."""
     t0 = time.perf_counter()
     result = DayResult(day)
+    layers = tuple(layers)
+    if "refine" in layers or "publish" in layers:  # their gates need GX: import it while bronze loads
+        from expectations.rules import warm_up_gx
+
+        warm_up_gx()
     with DayLock(settings, day, wait_s=lock_wait_s, ttl_s=lock_ttl_s, flow_run_id=flow_run_id) as lock:
         for i, layer in enumerate(layers):
             if i:

@@ -403,6 +403,9 @@ def publish_day(
 ) -> list[TableRun]:
     """Silver -> gold for ``day``: identity, build and write gold, gate it, publish a manifest only if all gates pass."""
     day = parse_date(day)
+    from expectations.rules import warm_up_gx
+
+    warm_up_gx()  # the gates' library loads while identity runs
     spark = get_spark(settings)
     run_id = run_id or new_run_id("publish")
     started = time.perf_counter()

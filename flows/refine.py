@@ -457,6 +457,9 @@ def refine_day(settings: Settings, day: dt.date | str | Sequence[dt.date | str],
     if not days:
         raise LakehouseError("refine: no ingest day given")
     selected = _selected(tables)  # an unknown table name fails before the engine starts
+    from expectations.rules import warm_up_gx
+
+    warm_up_gx()  # the gate's library loads while the engine reads and types the first batch
     spark = get_spark(settings)
     run_id = run_id or new_run_id("refine")
     runs: list[TableRun] = []
