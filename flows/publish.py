@@ -381,6 +381,43 @@ def _gate(ctx: _Context, qualified: str, ref: TableRef) -> dict:
     return {"table": qualified, "passed": passed, "rules": rules, "duration_s": round(time.perf_counter() - t0, 2)}
 
 
+class _Auditor:
+    """Gates written gold tables in one background thread while the publication goes on writing the next ones.
+
+    ``audit(names)`` queues the gate of each table whose current version is not the published one; ``result(q, ref)``
+    waits for that table's gate, or gates ``ref`` now when the queued one gated another version. GX runs under the
+    gate's lock, so only one gate runs at a time; the engine serves the gate's queries and the writes side by side.
+    Leaving the ``with`` block cancels gates not started and waits for the running one.
+    """
+
+    def __init__(self, ctx: _Context, published: dict) -> None:
+        self.ctx = ctx
+        self.published = published
+        self.pending: dict[str, tuple[int, object]] = {}
+        self.pool = None
+
+    def __enter__(self) -> "_Auditor":
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gold-gate")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def audit(self, names: Iterable[str]) -> None:
+        for q, ref in _current_refs(self.ctx.settings, names).items():
+            old = self.published.get(q)
+            if old is None or old.delta_version != ref.delta_version:
+                self.pending[q] = (ref.delta_version, self.pool.submit(_gate, self.ctx, q, ref))
+
+    def result(self, qualified: str, ref: TableRef) -> dict:
+        version, future = self.pending.get(qualified, (None, None))
+        if future is not None and version == ref.delta_version:
+            return future.result()
+        return _gate(self.ctx, qualified, ref)
+
+
 def _failed_rules(gates: list[dict]) -> list[str]:
     out = []
     for g in gates:
@@ -420,33 +457,37 @@ def publish_day(
     if note:
         ctx.notes.append(note)
         _say(note)
-    ctx.silver = {name: read_silver(spark, settings, name, day) for name in SILVER_SCHEMAS}
-    ctx.identity = _identity_tables(spark, settings)
-
-    table_runs: dict[str, TableRun] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        df = BUILDERS[name](ctx)
-        _write(ctx, name, df)
-        crash_point("publish.table_written")
-        rows = ctx.built[name].count()
-        rows_in = rows
-        if name == "fact_sales":
-            rows_in = ctx.silver["order_lines"].count()
-        table_runs[name] = TableRun(
-            run_id=run_id, layer="publish", table_name=f"gold.{name}", run_date=day, rows_in=rows_in, rows_out=rows,
-            rows_rejected=max(rows_in - rows, 0) if name == "fact_sales" else 0,
-            duration_s=round(time.perf_counter() - t0, 3),
-            message="merged (golden_id, as_of_date)" if name == HISTORY_TABLE else "overwritten",
-        )
-        _say(f"gold.{name}: {rows} rows in {time.perf_counter() - t0:.1f}s")
-
-    # Audit: every gold table whose version is not the published one.
     all_gold = list(dict.fromkeys([*IDENTITY_TABLES, *(s.name for s in GOLD_TABLES)]))
-    refs = _current_refs(settings, all_gold)
     published = previous.tables if previous else {}
-    to_gate = [q for q, ref in refs.items() if q not in published or published[q].delta_version != ref.delta_version]
-    gates = [_gate(ctx, q, refs[q]) for q in to_gate]
+    with _Auditor(ctx, published) as auditor:
+        auditor.audit(IDENTITY_TABLES)  # while the gold tables are built
+        ctx.silver = {name: read_silver(spark, settings, name, day) for name in SILVER_SCHEMAS}
+        ctx.identity = _identity_tables(spark, settings)
+
+        table_runs: dict[str, TableRun] = {}
+        for name in names:
+            t0 = time.perf_counter()
+            df = BUILDERS[name](ctx)
+            _write(ctx, name, df)
+            crash_point("publish.table_written")
+            auditor.audit([name])
+            rows = ctx.built[name].count()
+            rows_in = rows
+            if name == "fact_sales":
+                rows_in = ctx.silver["order_lines"].count()
+            table_runs[name] = TableRun(
+                run_id=run_id, layer="publish", table_name=f"gold.{name}", run_date=day, rows_in=rows_in,
+                rows_out=rows, rows_rejected=max(rows_in - rows, 0) if name == "fact_sales" else 0,
+                duration_s=round(time.perf_counter() - t0, 3),
+                message="merged (golden_id, as_of_date)" if name == HISTORY_TABLE else "overwritten",
+            )
+            _say(f"gold.{name}: {rows} rows in {time.perf_counter() - t0:.1f}s")
+
+        # Audit: every gold table whose version is not the published one (most were gated while later ones were
+        # written; a version the auditor has not gated is gated now).
+        refs = _current_refs(settings, all_gold)
+        to_gate = [q for q, ref in refs.items() if q not in published or published[q].delta_version != ref.delta_version]
+        gates = [auditor.result(q, refs[q]) for q in to_gate]
     for g in gates:
         name = g["table"].removeprefix("gold.")
         if name in table_runs:
