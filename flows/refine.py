@@ -462,23 +462,60 @@ def refine_day(settings: Settings, day: dt.date | str | Sequence[dt.date | str],
     warm_up_gx()  # the gate's library loads while the engine reads and types the first batch
     spark = get_spark(settings)
     run_id = run_id or new_run_id("refine")
-    runs: list[TableRun] = []
+    by_table: dict[str, list[TableRun]] = {}
+
+    def refine_one(table: SilverTable) -> None:
+        try:
+            out = [refine_table(spark, settings, table, days, run_id=run_id)]
+            if table.name == "order_lines":
+                out.extend(_release_waiting_lines(spark, settings))
+        except (AccountingError, QualityGateFailed) as exc:
+            failed = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=days[-1],
+                              status="failed", message=str(exc)[:2000])
+            failed.gate_results = list(getattr(exc, "rules", []) or [])
+            by_table[table.name] = [failed]
+            raise
+        by_table[table.name] = out
+
     try:
-        for table in selected:
-            try:
-                runs.append(refine_table(spark, settings, table, days, run_id=run_id))
-                if table.name == "order_lines":
-                    runs.extend(_release_waiting_lines(spark, settings))
-            except (AccountingError, QualityGateFailed) as exc:
-                failed = TableRun(run_id=run_id, layer=LAYER, table_name=table.qualified, run_date=days[-1],
-                                  status="failed", message=str(exc)[:2000])
-                failed.gate_results = list(getattr(exc, "rules", []) or [])
-                runs.append(failed)
-                raise
+        _side_by_side(selected, refine_one, workers=settings.refine_workers)
     finally:
         crash_point("refine.tables_done")
+        runs = [r for table in selected for r in by_table.get(table.name, [])]  # in catalog order
         record_runs(spark, settings, runs)
     return runs
+
+
+def _side_by_side(tables: Sequence[SilverTable], refine_one: Callable[[SilverTable], None], *, workers: int) -> None:
+    """Call ``refine_one`` for every table, up to ``workers`` at a time (``Settings.refine_workers``), in catalog
+    order, except that a table starts only once every earlier table it reads, or that reads it
+    (``SilverTable.reads``), has finished: silver ends as if refined one by one. The engine serves the tables' queries
+    side by side (the GX part of the gates runs one at a time), so a second table fills the core the first leaves
+    idle while it waits on Python. After a failure no other table starts; the running ones finish, then the first
+    failure is raised."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    waits = {t.name: {e.name for e in tables[:i] if e.name in t.reads or t.name in e.reads}
+             for i, t in enumerate(tables)}
+    pending, done, running = list(tables), set(), {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="refine") as pool:
+        while running or (pending and failure is None):
+            for table in [t for t in pending if waits[t.name] <= done] if failure is None else []:
+                if len(running) >= max(1, workers):
+                    break
+                pending.remove(table)
+                running[pool.submit(refine_one, table)] = table
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                table = running.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    done.add(table.name)
+                elif failure is None:
+                    failure = exc
+    if failure is not None:
+        raise failure
 
 
 def refine_days(settings: Settings, days: Iterable[dt.date | str], *, tables: Iterable[str] | None = None,

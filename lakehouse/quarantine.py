@@ -9,6 +9,7 @@ replay that let the row through.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Iterable
 
 from lakehouse import delta
@@ -24,6 +25,11 @@ QUARANTINE_COLUMNS: tuple[str, ...] = tuple(part.split()[0] for part in QUARANTI
 # A quarantine row is identified by where it came from and what it was: re-quarantining the same row (a rerun of
 # the day) updates it in place instead of adding a copy.
 MERGE_KEY: tuple[str, ...] = ("source_table", "index_key", "row_json")
+
+
+# Silver tables are refined side by side (flows.refine): their writes to the one quarantine table take turns, as two
+# commits racing for the same Delta version would conflict.
+_WRITE_LOCK = threading.RLock()
 
 
 def empty_quarantine(spark):
@@ -55,6 +61,12 @@ def write_quarantine(
     ``replace_days=(source_table, days)`` the unreleased rows of that table and those ingest dates that the new
     batch no longer quarantines are deleted (the day was re-run after a fix and those rows now pass).
     """
+    with _WRITE_LOCK:
+        _write_quarantine(spark, quarantined, settings, replace_days=replace_days)
+
+
+def _write_quarantine(spark, quarantined, settings: Settings, *,
+                      replace_days: tuple[str, Iterable[dt.date]] | None) -> None:
     src = quarantined.select(*QUARANTINE_COLUMNS).dropDuplicates(list(MERGE_KEY))
     if not delta.table_exists(QUARANTINE, settings):
         delta.append(src, QUARANTINE, settings)
@@ -87,10 +99,11 @@ def release(spark, settings: Settings, *, source_table: str, index_keys, release
         return
     view = delta.temp_view(index_keys.select("index_key").distinct(), "released_keys")
     try:
-        spark.sql(
-            f"MERGE INTO {sql_ref(QUARANTINE, settings)} t USING {view} s ON t.index_key <=> s.index_key "
-            f"AND t.source_table = {delta.sql_in_list([source_table])[1:-1]} AND t.released_run_id IS NULL "
-            f"WHEN MATCHED THEN UPDATE SET released_run_id = {delta.sql_in_list([released_run_id])[1:-1]}"
-        )
+        with _WRITE_LOCK:
+            spark.sql(
+                f"MERGE INTO {sql_ref(QUARANTINE, settings)} t USING {view} s ON t.index_key <=> s.index_key "
+                f"AND t.source_table = {delta.sql_in_list([source_table])[1:-1]} AND t.released_run_id IS NULL "
+                f"WHEN MATCHED THEN UPDATE SET released_run_id = {delta.sql_in_list([released_run_id])[1:-1]}"
+            )
     finally:
         spark.catalog.dropTempView(view)

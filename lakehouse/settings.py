@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Bronze rejects a landing file with more unexpected (drift / unmapped) columns than this, with the reason in the
     # file ledger: each extra column a loaded file carries widens its bronze table for good (mergeSchema).
     max_extra_columns: int = Field(default=50, ge=0)
+    # Silver tables refined at the same time at most (flows.refine): the engine serves their queries side by side
+    # (tables that read one another keep their order). 1 refines one table at a time.
+    refine_workers: int = Field(default=2, ge=1)
 
     # API (issue 7). Keys are stored as hashes: a YAML/JSON file of [{name, hash, scopes}] or the same list as JSON in
     # LAKEHOUSE_API_KEYS. No default key outside local mode (local mode generates and prints a dev key).

@@ -1,6 +1,7 @@
 """Catch-up refine: several ingest days refined as one batch per table end with the same silver tables and the same
 held quarantine rows as refining the days one by one (with late headers, duplicates, corrections and bad records
-from the generator), balance their accounting, and change nothing when run again."""
+from the generator), balance their accounting, and change nothing when run again. Silver tables refined side by side
+(the default) end as refined one at a time."""
 
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def warehouses(spark, tmp_path_factory):
              formats={}, progress=False)
     ingest_days(daily, DAYS)
     out = {}
-    for name, batch_days in (("daily", 1), ("one_batch", len(DAYS)), ("by_two", 2)):
-        settings = load_settings(data_root=str(root / name), landing_root=str(root / "landing"), spark_remote=None)
+    for name, batch_days in (("daily", 1), ("one_batch", len(DAYS)), ("by_two", 2), ("one_at_a_time", len(DAYS))):
+        settings = load_settings(data_root=str(root / name), landing_root=str(root / "landing"), spark_remote=None,
+                                 refine_workers=1 if name == "one_at_a_time" else 2)  # 2: side by side (default)
         if name != "daily":  # the very same bronze rows (ingest times are part of latest-wins)
             shutil.copytree(f"{daily.warehouse_root}/bronze", f"{settings.warehouse_root}/bronze")
         runs = refine_days(settings, DAYS, batch_days=batch_days)
@@ -61,9 +63,11 @@ def warehouses(spark, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["one_batch", "by_two"])
-def test_catch_up_ends_with_the_same_silver_and_quarantine_as_day_by_day(spark, warehouses, name):
-    daily, _ = warehouses["daily"]
+@pytest.mark.parametrize("name,reference", [("one_batch", "daily"), ("by_two", "daily"),
+                                            ("one_batch", "one_at_a_time")])
+def test_catch_up_ends_with_the_same_silver_and_quarantine_as_day_by_day(spark, warehouses, name, reference):
+    """A catch-up ends as day by day does, and tables refined side by side as one table at a time."""
+    daily, _ = warehouses[reference]
     settings, _ = warehouses[name]
     expected, got = _silver(spark, daily), _silver(spark, settings)
     for table in expected:

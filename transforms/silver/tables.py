@@ -42,6 +42,9 @@ class SilverTable:
     columns: tuple[str, ...]
     feeds: dict[tuple[str, str], E.Builder] = field(default_factory=dict)  # (kind, entity) -> builder
     version: str = ""
+    # Other silver tables its refine reads (``flows.refine`` refines tables side by side, but never two that read
+    # one another, either way: they keep the catalog order, so the result is the one-by-one result).
+    reads: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -84,6 +87,7 @@ ORDERS = SilverTable(
           "device_type payment_method currency order_total shipping_postcode updated_at"),
     {("online", "orders"): E.orders_from_online, ("pos", "transactions"): E.orders_from_pos},
     "updated_at, else order_ts",
+    reads=("payments", "order_lines"),  # payment methods; the stored lines pre-fill online totals
 )
 ORDER_LINES = SilverTable(
     "order_lines", ("source_system", "order_id", "line_number"),
@@ -91,6 +95,7 @@ ORDER_LINES = SilverTable(
           "discount_amount line_total line_type order_ts order_date order_status payment_method currency updated_at"),
     {("online", "order_lines"): E.order_lines_from_online, ("pos", "transaction_lines"): E.order_lines_from_pos},
     "updated_at (online lines); none for POS lines",
+    reads=("orders",),  # the order headers (and it writes order totals back)
 )
 EVENTS = SilverTable(
     "events", ("event_id",),
