@@ -92,8 +92,7 @@ def warm_up_gx() -> None:
 
     def run() -> None:
         try:
-            _import_gx()
-            import great_expectations  # noqa: F401  (the checkpoint, context and expectation classes)
+            _import_gx()  # great_expectations.util: the whole package (its __init__ loads every part)
         except Exception:  # noqa: BLE001 - the gate imports again and reports it
             pass
 
