@@ -10,7 +10,9 @@ added by mapping files (``mappings/*.yaml``). For each bronze table and day:
    widen the bronze table for good); add the audit columns; write a staging Parquet file;
 3. DELETE from the bronze table any rows of these files (leftovers of a run that crashed after its bronze append but
    before its ledger append), then append the staging files in one Delta append (``mergeSchema``: a new column is
-   added, never lost), then append the ledger rows, then remove the staging folder.
+   added, never lost), then remove the staging folder. The ledger rows of all the day's tables are appended in one
+   commit after its last table (one ledger commit a day, not one per table; a crash before it only means the
+   rerun replaces those rows instead of skipping the files).
 
 Steps 1-2 of a day's tables run in a worker thread, one table after another, while the calling thread does step 3
 of the tables already staged (decoding is Python and Arrow work, step 3 is the engine's; only the calling thread
@@ -314,9 +316,10 @@ def _stage_table(
 
 
 def _load_table(spark, settings: Settings, target: Target, day: dt.date, staged: _Staged, *,
-                storage: Storage) -> TableRun:
-    """Step 3 of the module docstring for one staged table: replace leftovers, append to bronze, write the ledger.
-    The run's duration is the table's own work (staging plus loading), whichever thread staged it."""
+                storage: Storage, ledger: list[LedgerEntry] | None = None) -> TableRun:
+    """Step 3 of the module docstring for one staged table: replace leftovers, append to bronze, write the ledger
+    rows (or add them to ``ledger``, which the caller writes after the day's last table). The run's duration is the
+    table's own work (staging plus loading), whichever thread staged it."""
     t0 = time.perf_counter()
     spec, run = target.table, staged.run
     try:
@@ -334,8 +337,11 @@ def _load_table(spark, settings: Settings, target: Target, day: dt.date, staged:
             df = spark.read.schema(_spark_ddl(schema)).parquet(staged.staging)
             delta.append(df, spec, settings, merge_schema=True)
             crash_point("ingest.bronze_appended")
-        record_files(spark, settings, staged.entries)
-        crash_point("ingest.ledger_written")
+        if ledger is None:
+            record_files(spark, settings, staged.entries)
+            crash_point("ingest.ledger_written")
+        else:
+            ledger.extend(staged.entries)
     finally:
         storage.delete_dir(staged.staging)
 
@@ -397,11 +403,14 @@ def _run_plans(spark, settings: Settings, plans: list[tuple[DayPlan, str]], stor
         for plan, run_id in plans:
             _say(f"ingest {plan.day} ({len(plan.targets)} tables)")
             day_runs = []
+            ledger: list[LedgerEntry] = []
             for target in plan.targets:
                 submit_upto(done + 1 + STAGE_AHEAD)
                 staged = futures[done].result()
                 done += 1
-                day_runs.append(_load_table(spark, settings, target, plan.day, staged, storage=storage))
+                day_runs.append(_load_table(spark, settings, target, plan.day, staged, storage=storage, ledger=ledger))
+            record_files(spark, settings, ledger)
+            crash_point("ingest.ledger_written")
             _remove_empty_run_folder(storage.staging_dir(run_id, "").rstrip("/"))
             if plan.absent:
                 _say(f"  {plan.day}: no landing folder for {', '.join(plan.absent)} (skipped)")

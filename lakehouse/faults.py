@@ -28,7 +28,8 @@ ENV_CRASH_LOG = "LAKEHOUSE_CRASH_LOG"
 CRASH_POINTS: dict[str, str] = {
     "ingest.staged": "a bronze table's new files are decoded into staging Parquet; nothing written to Delta yet",
     "ingest.bronze_appended": "rows appended to a bronze table, its file-ledger rows not yet written",
-    "ingest.ledger_written": "bronze rows and ledger rows written, staging folder not yet removed",
+    "ingest.ledger_written": "a day's bronze rows and file-ledger rows written (one ledger commit after the day's "
+                             "last table), its pipeline_runs rows not yet written",
     "ingest.tables_done": "every bronze table of a day loaded, that day's pipeline_runs rows not yet written",
     "refine.quarantined": "a silver table's quarantine rows MERGEd, the silver MERGE not yet done",
     "refine.silver_merged": "a silver table MERGEd, accounting and table-scope rules not yet run",

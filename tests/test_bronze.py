@@ -256,6 +256,30 @@ def test_crash_between_bronze_and_ledger_is_repaired_without_duplicates(spark, s
 
 
 @pytest.mark.flow
+def test_a_days_ledger_rows_are_one_commit_after_its_last_table(spark, settings, monkeypatch):
+    import flows.ingest as ingest
+
+    for day in (D1, D2):
+        land(settings, "online", "orders", day, "orders-0001.csv", orders_csv(f"{day.day}a"))
+        land(settings, "online", "orders", day, "orders-0002.csv", orders_csv(f"{day.day}b"))
+        land(settings, "pos", "stores", day, "stores-0001.csv", b"store_id,store_name\r\nS1,Leeds\r\n")
+    commits = []
+    real_record = ingest.record_files
+
+    def record(spark_, settings_, entries):
+        commits.append(sorted((e.ingest_date, e.file_path.rsplit("/", 1)[-1]) for e in entries))
+        return real_record(spark_, settings_, entries)
+
+    monkeypatch.setattr(ingest, "record_files", record)
+    runs = ingest.ingest_days(settings, [D1, D2])
+    assert commits == [[(day, "orders-0001.csv"), (day, "orders-0002.csv"), (day, "stores-0001.csv")]
+                       for day in (D1, D2)]
+    assert sorted((r.run_date, r.table_name, r.files_loaded) for r in runs) == [
+        (day, t, n) for day in (D1, D2) for t, n in (("bronze.online_orders", 2), ("bronze.pos_stores", 1))]
+    assert len(ledger_rows(spark, settings)) == 6
+
+
+@pytest.mark.flow
 def test_tables_are_staged_ahead_and_loaded_in_order_by_the_calling_thread(spark, settings, monkeypatch):
     import threading
 
