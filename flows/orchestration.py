@@ -138,8 +138,9 @@ def _ingest_units(mod, settings: Settings, day: dt.date, sources: list[str] | No
     return [Unit("ingest", src, _ingest_call(mod, settings, day, [src], entities, storage, run_id)) for src in found]
 
 
-def _refine_units(mod, settings: Settings, day: dt.date, tables: list[str] | None) -> list[Unit]:
-    """One unit per silver table in refine order, sharing one run id (one unit when the layer cannot split)."""
+def _refine_units(mod, settings: Settings, day: dt.date, tables: list[str] | None, split: bool = True) -> list[Unit]:
+    """One unit per silver table in refine order, sharing one run id (one unit when the layer cannot split, or when
+    not ``split``: then independent tables are refined side by side, see :func:`flows.refine.refine_day`)."""
     from lakehouse.catalog import SILVER_TABLES
     from lakehouse.runs import new_run_id
 
@@ -149,6 +150,8 @@ def _refine_units(mod, settings: Settings, day: dt.date, tables: list[str] | Non
         # unknown names: one call, so that refine reports them in its own words
         return [Unit("refine", "silver", lambda: list(mod.refine_days(settings, [day], tables=tables)))]
     run_id = new_run_id("refine")
+    if not split:
+        return [Unit("refine", "silver", lambda: list(mod.refine_day(settings, day, tables=tables, run_id=run_id)))]
     return [
         Unit("refine", name, lambda name=name: list(mod.refine_day(settings, day, tables=[name], run_id=run_id)))
         for name in order if name in wanted
@@ -165,13 +168,13 @@ def layer_units(
     tables: list[str] | None = None,
     split: bool = True,
 ) -> list[Unit]:
-    """The units of one layer-day: one per source for ingest (one for all sources unless ``split``), one per silver
-    table for refine, one for publish."""
+    """The units of one layer-day: one per source for ingest, one per silver table for refine (one for the layer
+    unless ``split``), one for publish."""
     mod = layer_module(layer)
     if layer == "ingest":
         return _ingest_units(mod, settings, day, sources, entities, split=split)
     if layer == "refine":
-        return _refine_units(mod, settings, day, tables)
+        return _refine_units(mod, settings, day, tables, split=split)
     return [Unit(layer, "gold", lambda: list(mod.publish_day(settings, day, tables=tables)))]
 
 
@@ -193,7 +196,8 @@ def run_layer(
     """Run one layer for one day, unit by unit; raise :class:`LayerFailed` when a table failed.
 
     Units exist to be Prefect tasks. Run in-process (``direct_runner``), a day's ingest is one unit, so that the
-    files of one source are decoded while the engine writes another's.
+    files of one source are decoded while the engine writes another's, and so is its refine, so that independent
+    silver tables are refined side by side.
     """
     runs: list[TableRun] = []
     split = runner is not direct_runner

@@ -473,18 +473,18 @@ def test_every_crash_point_is_reached_by_a_clean_pipeline(reference):
 DAY1_CHAIN: list[tuple[str, str, str]] = [
     ("pipeline", "ingest.staged:1", ""),                  # first bronze table staged, nothing in Delta
     ("pipeline", "ingest.bronze_appended:1", ""),         # bronze rows without ledger rows
-    ("pipeline", "ingest.ledger_written:2", ""),          # ledger written, staging folder left behind
     ("pipeline", "delta.committed:4", ""),                # somewhere in the online unit
     ("pipeline", "ingest.bronze_appended:3", ""),
+    ("pipeline", "ingest.ledger_written:1", ""),          # the day's ledger rows written, its run rows not
     ("pipeline", "ingest.tables_done:1", ""),             # the day's tables done, their run rows not recorded
     ("pipeline", "ingest.staged:12", ""),                 # last bronze table staged
-    ("pipeline", "refine.quarantined:1", "ingest"),       # customers quarantined, silver MERGE not done
+    ("pipeline", "refine.quarantined:1", "ingest"),       # a first table quarantined, its silver MERGE not done
     ("pipeline", "refine.silver_merged:1", "ingest"),     # a silver MERGE done, accounting not run
-    ("pipeline", "refine.tables_done:3", "ingest"),
-    ("pipeline", "refine.quarantined:6", "ingest"),       # order lines quarantined
-    ("pipeline", "refine.lines_refreshed:1", "ingest"),   # lines merged, online order totals not refreshed
-    ("pipeline", "refine.silver_merged:2", "ingest"),
-    ("pipeline", "refine.tables_done:8", "ingest"),       # every silver table done, the last run row not recorded
+    ("pipeline", "refine.silver_merged:2", "ingest"),     # before the points every refine reaches: tables are
+    ("pipeline", "refine.quarantined:3", "ingest"),       # refined side by side, so which ones are merged when
+    ("pipeline", "refine.quarantined:6", "ingest"),       # a crash fires varies; each table's quarantine MERGE
+    ("pipeline", "refine.lines_refreshed:1", "ingest"),   # runs every time, lines refresh runs every time
+    ("pipeline", "refine.tables_done:1", "ingest"),       # every silver table done, their run rows not recorded
     ("pipeline", "publish.identity_resolved:1", "refine"),
     ("publish", "publish.table_written:5", "refine"),      # fact_sales written, nothing published yet
     ("publish", "manifest.temp_written:1", "refine"),      # first manifest: temp file only
@@ -548,8 +548,8 @@ def test_backfill_resumes_from_the_crashed_day(ws, reference):
     """A backfill killed on its second day skips the finished first day on resume and completes the second."""
     ws.fresh()
     args = ("backfill", "--start", DAY1.isoformat(), "--end", DAY2.isoformat())
-    # The crash fires in day 2: after day 2's orders are refined, before its order lines (counts run over both days).
-    nth = reference["points_day1"]["refine.tables_done"] + 5
+    # The crash fires in day 2: its silver tables refined, their run rows not recorded (counts run over both days).
+    nth = reference["points_day1"]["refine.tables_done"] + 1
     ws.run(*args, crash=f"refine.tables_done:{nth}")
     check_consistent(ws.root, allowed_gold=[reference["day1"]["gold"]])
     runs_before = _read(_tables(ws.root, "system")["pipeline_runs"]).to_pylist()

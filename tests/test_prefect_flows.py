@@ -235,6 +235,26 @@ def test_ingest_is_one_unit_in_process_and_one_task_per_source_under_prefect(set
 
 
 @pytest.mark.unit
+def test_refine_is_one_unit_in_process_and_one_task_per_table_under_prefect(settings, monkeypatch):
+    import flows.refine as refine
+    from lakehouse.catalog import SILVER_TABLES
+
+    names = [t.name for t in SILVER_TABLES]
+    assert [u.name for u in orch.layer_units(settings, "refine", DAY)] == names
+    assert [u.name for u in orch.layer_units(settings, "refine", DAY, split=False)] == ["silver"]
+
+    calls: list = []
+    monkeypatch.setattr(refine, "refine_day",
+                        lambda settings_, day, *, tables=None, run_id=None: calls.append(tables) or [])
+    orch.run_layer(settings, "refine", DAY)  # in-process: every table in one call (side by side)
+    orch.run_layer(settings, "refine", DAY, tables=["orders", "silver.events"])
+    assert calls == [None, ["orders", "silver.events"]]
+    calls.clear()
+    orch.run_layer(settings, "refine", DAY, runner=lambda layer, unit, day, call: call())  # a task per table
+    assert calls == [[n] for n in names]
+
+
+@pytest.mark.unit
 def test_a_failed_layer_stops_the_day_and_frees_the_lock(settings, fake_layers):
     fake_layers.fail_on[("refine", DAY)] = QualityGateFailed("rule x failed on silver.orders")
     with pytest.raises(QualityGateFailed):
