@@ -496,7 +496,7 @@ DAY2_CHAIN: list[tuple[str, str, str]] = [
     ("pipeline", "refine.silver_merged:3", "ingest"),
     ("pipeline", "publish.table_written:3", "refine"),
     ("publish", "publish.table_written:8", "refine"),      # the MERGEd score history
-    ("publish", "publish.table_written:19", "refine"),     # every table rewritten, none gated
+    ("publish", "publish.table_written:19", "refine"),     # every table rewritten, not yet published
     ("publish", "publish.gated:1", "refine"),              # gated, no manifest yet
     ("publish", "manifest.linked:1", "refine"),            # day 2 published, temp file left behind
     ("publish", "publish.manifest_written:1", "refine"),   # published again, run rows not recorded
