@@ -92,9 +92,10 @@ def warm_up_gx() -> None:
     # The libraries the caller's thread may be importing at the same time as GX are imported here first (two threads
     # importing the same package graph at once can deadlock on Python's module locks; GX's own modules are imported
     # only by this thread or by a gate, which then just waits).
-    import numpy  # noqa: F401
-    import pandas  # noqa: F401
-    import pyarrow  # noqa: F401
+    import importlib
+
+    for shared in ("numpy", "pandas", "pyarrow"):
+        importlib.import_module(shared)
 
     def run() -> None:
         try:
