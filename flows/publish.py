@@ -10,7 +10,8 @@
    from Delta, so nothing is recomputed.
 3. **Audit**: every gold table whose version differs from the publication in force runs its table-scope suite
    ``expectations/gold.<table>.yaml`` through :func:`expectations.gate.run_gate` (keys unique, referential
-   integrity to the dimensions, totals reconcile with silver, score ranges).
+   integrity to the dimensions, totals reconcile with silver, score ranges). Each table is gated in a background
+   thread as soon as it is written (the identity tables while gold is built), so the gates run beside the writes.
 4. **Publish**: only when every gate passed, :func:`lakehouse.manifest.write_manifest` records the set of table
    versions. Otherwise :class:`PublishBlocked` names every failed rule; the previous manifest stays in force, so
    readers (who open tables at the manifest's versions) keep getting the previous gold.
