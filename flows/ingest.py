@@ -225,16 +225,6 @@ class _Staged:
     rejected_notes: list[str] = field(default_factory=list)
 
 
-def ingest_table(
-    spark, settings: Settings, target: Target, day: dt.date, *, run_id: str, loaded: set[tuple[str, str]],
-    storage: Storage | None = None,
-) -> TableRun:
-    """Load the new files of one bronze table's landing folder for one day (see the module docstring)."""
-    storage = storage or Storage(settings)
-    staged = _stage_table(settings, target, day, run_id=run_id, loaded=loaded, storage=storage)
-    return _load_table(spark, settings, target, day, staged, storage=storage)
-
-
 def _stage_table(
     settings: Settings, target: Target, day: dt.date, *, run_id: str, loaded: set[tuple[str, str]], storage: Storage,
 ) -> _Staged:
@@ -316,10 +306,10 @@ def _stage_table(
 
 
 def _load_table(spark, settings: Settings, target: Target, day: dt.date, staged: _Staged, *,
-                storage: Storage, ledger: list[LedgerEntry] | None = None) -> TableRun:
-    """Step 3 of the module docstring for one staged table: replace leftovers, append to bronze, write the ledger
-    rows (or add them to ``ledger``, which the caller writes after the day's last table). The run's duration is the
-    table's own work (staging plus loading), whichever thread staged it."""
+                storage: Storage, ledger: list[LedgerEntry]) -> TableRun:
+    """Step 3 of the module docstring for one staged table: replace leftovers, append to bronze, and add its ledger
+    rows to ``ledger`` (the caller writes them after the day's last table). The run's duration is the table's own
+    work (staging plus loading), whichever thread staged it."""
     t0 = time.perf_counter()
     spec, run = target.table, staged.run
     try:
@@ -337,11 +327,7 @@ def _load_table(spark, settings: Settings, target: Target, day: dt.date, staged:
             df = spark.read.schema(_spark_ddl(schema)).parquet(staged.staging)
             delta.append(df, spec, settings, merge_schema=True)
             crash_point("ingest.bronze_appended")
-        if ledger is None:
-            record_files(spark, settings, staged.entries)
-            crash_point("ingest.ledger_written")
-        else:
-            ledger.extend(staged.entries)
+        ledger.extend(staged.entries)
     finally:
         storage.delete_dir(staged.staging)
 
