@@ -406,10 +406,14 @@ class _Auditor:
     def __exit__(self, *exc) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def unpublished(self, qualified: str, ref: TableRef) -> bool:
+        """Whether ``ref`` is not the version the publication in force holds (so it must be gated)."""
+        old = self.published.get(qualified)
+        return old is None or old.delta_version != ref.delta_version
+
     def audit(self, names: Iterable[str]) -> None:
         for q, ref in _current_refs(self.ctx.settings, names).items():
-            old = self.published.get(q)
-            if old is None or old.delta_version != ref.delta_version:
+            if self.unpublished(q, ref):
                 self.pending[q] = (ref.delta_version, self.pool.submit(_gate, self.ctx, q, ref))
 
     def result(self, qualified: str, ref: TableRef) -> dict:
@@ -459,8 +463,7 @@ def publish_day(
         ctx.notes.append(note)
         _say(note)
     all_gold = list(dict.fromkeys([*IDENTITY_TABLES, *(s.name for s in GOLD_TABLES)]))
-    published = previous.tables if previous else {}
-    with _Auditor(ctx, published) as auditor:
+    with _Auditor(ctx, previous.tables if previous else {}) as auditor:
         auditor.audit(IDENTITY_TABLES)  # while the gold tables are built
         ctx.silver = {name: read_silver(spark, settings, name, day) for name in SILVER_SCHEMAS}
         ctx.identity = _identity_tables(spark, settings)
@@ -487,8 +490,7 @@ def publish_day(
         # Audit: every gold table whose version is not the published one (most were gated while later ones were
         # written; a version the auditor has not gated is gated now).
         refs = _current_refs(settings, all_gold)
-        to_gate = [q for q, ref in refs.items() if q not in published or published[q].delta_version != ref.delta_version]
-        gates = [auditor.result(q, refs[q]) for q in to_gate]
+        gates = [auditor.result(q, ref) for q, ref in refs.items() if auditor.unpublished(q, ref)]
     for g in gates:
         name = g["table"].removeprefix("gold.")
         if name in table_runs:
