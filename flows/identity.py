@@ -2,14 +2,16 @@
 
 Plain Python, no Prefect: ``resolve_customers(settings, day=..., full_rebuild=...)`` reads the whole
 ``silver.customers``, computes every record's match features (a linear scan) and compares their hash with the state
-kept from the previous run (``gold.identity_records`` / ``gold.identity_links``). Only the changed records are
-blocked and scored against everyone, and only the link components they touch are re-clustered, re-numbered and
-re-survived; everything else stays as it was. Because features depend on global statistics only through thresholds
+kept from the previous run (``gold.identity_records`` / ``gold.identity_links`` / ``gold.identity_candidates``).
+Only the changed records are blocked and scored against everyone, and only the link components they touch are
+re-clustered, re-numbered and re-survived; everything else stays as it was. Best matches per system depend on
+competing pairs, not on one pair alone: they are recomputed every run over all kept and new scored candidates, and
+any link that appears or goes away brings its components into the run. Because features depend on global statistics only through thresholds
 and power-of-two buckets (placeholder frequency caps, block-size cap, name-frequency buckets), a record whose
 statistics move across a threshold has a changed hash too, so the incremental result equals a full rebuild.
 
-Write order: change log, xref, golden, dim (MERGE), then the internal state; a run that dies part-way is repaired by
-the next run, which still sees the old state and redoes the same work.
+Write order: change log, xref, golden, dim (MERGE), then the internal state, record hashes last; a run that dies
+part-way is repaired by the next run, which still sees the old hashes and redoes the same work.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta
 from lakehouse.catalog import (
-    CUSTOMER_XREF, DIM_CUSTOMER, GOLDEN_CUSTOMERS, IDENTITY_CHANGES, IDENTITY_LINKS, IDENTITY_RECORDS, SILVER_CUSTOMERS,
-    sql_ref,
+    CUSTOMER_XREF, DIM_CUSTOMER, GOLDEN_CUSTOMERS, IDENTITY_CANDIDATES, IDENTITY_CHANGES, IDENTITY_LINKS, IDENTITY_RECORDS,
+    SILVER_CUSTOMERS, sql_ref,
 )
 from lakehouse.errors import LakehouseError
 from lakehouse.identity_config import IdentityConfig, load_identity_config
@@ -34,7 +36,9 @@ from lakehouse.spark import get_spark
 from lakehouse.storage import Storage
 from transforms.gold.identity import cluster as C
 from transforms.gold.identity import ids as I
-from transforms.gold.identity.compare import LINK_COLUMNS, candidate_pairs, score_links
+from transforms.gold.identity.compare import (
+    CANDIDATE_COLUMNS, LINK_COLUMNS, best_match_links, candidate_pairs, score_candidates,
+)
 from transforms.gold.identity.features import SILVER_CUSTOMER_COLUMNS, prepare_records
 from transforms.gold.identity.scd2 import merge_dim_sql, stage_dim_changes
 from transforms.gold.identity.survivorship import build_golden
@@ -44,6 +48,7 @@ LINKS_SCHEMA = (
     "left_key string, right_key string, match_weight double, match_probability double, match_score double, "
     "match_rule string, is_strong boolean"
 )
+CANDIDATES_SCHEMA = LINKS_SCHEMA + ", best_score double"
 XREF_SCHEMA = (
     "source_system string, source_customer_id string, record_key string, golden_id string, match_score double, "
     "match_rule string, run_id string, resolved_at timestamp"
@@ -199,7 +204,7 @@ def resolve_customers(
                     f"{SILVER_CUSTOMERS.qualified} does not exist at {SILVER_CUSTOMERS.location(settings)}; run refine first"
                 )
             customers = delta.read_table(spark, SILVER_CUSTOMERS, settings)
-        records = stage(prepare_records(customers, config=cfg), "records")
+        records = stage(prepare_records(customers, config=cfg, stage=stage), "records")
         counts = _resolve(spark, settings, cfg, records, stage, run_id=run_id, effective=effective, full_rebuild=full_rebuild)
     finally:
         stage.cleanup()
@@ -212,8 +217,10 @@ def _resolve(spark, settings, cfg, records, stage, *, run_id, effective, full_re
     has_state = delta.table_exists(IDENTITY_RECORDS, settings)
     old_records = _read(spark, IDENTITY_RECORDS, settings, RECORDS_SCHEMA)
     old_links = _read(spark, IDENTITY_LINKS, settings, LINKS_SCHEMA)
+    old_candidates = _read(spark, IDENTITY_CANDIDATES, settings, CANDIDATES_SCHEMA)
     old_xref = _read(spark, CUSTOMER_XREF, settings, XREF_SCHEMA)
-    incremental = has_state and not full_rebuild
+    # a state written before best matches kept no candidates: resolve everyone once
+    incremental = has_state and delta.table_exists(IDENTITY_CANDIDATES, settings) and not full_rebuild
 
     current = records.select("record_key", "record_hash")
     removed = stage(old_records.select("record_key").join(current, "record_key", "left_anti"), "removed")
@@ -235,22 +242,34 @@ def _resolve(spark, settings, cfg, records, stage, *, run_id, effective, full_re
         return counts
 
     touched = affected.unionByName(removed)
-    if incremental:
-        kept_links = old_links.join(touched.withColumnRenamed("record_key", "left_key"), "left_key", "left_anti").join(
+
+    def untouched(frame: DataFrame) -> DataFrame:
+        return frame.join(touched.withColumnRenamed("record_key", "left_key"), "left_key", "left_anti").join(
             touched.withColumnRenamed("record_key", "right_key"), "right_key", "left_anti"
         )
+
+    if incremental:
+        kept = untouched(old_candidates.select(*CANDIDATE_COLUMNS))
         pairs = candidate_pairs(records, targets=affected)
     else:
-        kept_links = spark.createDataFrame([], LINKS_SCHEMA)
+        kept = spark.createDataFrame([], CANDIDATES_SCHEMA)
         pairs = candidate_pairs(records)
-    new_links = stage(score_links(pairs, records, config=cfg), "new_links")
-    links = stage(kept_links.select(*LINK_COLUMNS).unionByName(new_links.select(*LINK_COLUMNS)), "links")
+    # The scored pairs of this run's records, and those kept from the last run: accepted links and the near misses
+    # that decide best matches per system, which are recomputed over all of them (so incremental = full rebuild).
+    scored = stage(score_candidates(pairs, records, config=cfg), "scored")
+    candidates = stage(kept.unionByName(scored.select(*CANDIDATE_COLUMNS)), "candidates")
+    direct = candidates.where(F.col("match_rule").isNotNull()).select(*LINK_COLUMNS)
+    links = stage(direct.unionByName(best_match_links(candidates, config=cfg)), "links")
+    new_links = links.join(scored.select("left_key", "right_key"), ["left_key", "right_key"], "left_semi")
 
     # Scope: whole old link components touched by a change, plus the changed records and their new partners.
     if incremental:
         ends = lambda lk: lk.select(F.col("left_key").alias("record_key")).unionByName(lk.select(F.col("right_key").alias("record_key")))  # noqa: E731
-        dropped = old_links.join(kept_links.select("left_key", "right_key"), ["left_key", "right_key"], "left_anti")
-        seeds = touched.unionByName(ends(new_links)).unionByName(ends(dropped)).distinct()
+        # links that appeared or went away: scored again, or a best match won or lost by someone else's change
+        keys = ["left_key", "right_key"]
+        dropped = old_links.join(links.select(*keys), keys, "left_anti")
+        added = links.join(old_links.select(*keys), keys, "left_anti")
+        seeds = touched.unionByName(ends(new_links)).unionByName(ends(added)).unionByName(ends(dropped)).distinct()
         comps = old_records.join(seeds, "record_key").select("component_id").distinct()
         scope = old_records.join(comps, "component_id").select("record_key").unionByName(seeds)
         scope = scope.join(current.select("record_key"), "record_key").distinct()
@@ -346,8 +365,10 @@ def _resolve(spark, settings, cfg, records, stage, *, run_id, effective, full_re
             F.when(F.col("_in_scope"), F.coalesce("_new_comp", "record_key")).otherwise(F.col("component_id")).alias("component_id"),
         )
     )
-    delta.overwrite(stage(new_state, "state_records"), IDENTITY_RECORDS, settings)
+    # The record hashes last: until they are written, a rerun sees this run's records as changed and redoes them.
     delta.overwrite(links, IDENTITY_LINKS, settings)
+    delta.overwrite(candidates, IDENTITY_CANDIDATES, settings)
+    delta.overwrite(stage(new_state, "state_records"), IDENTITY_RECORDS, settings)
     return counts
 
 

@@ -151,8 +151,12 @@ IDENTITY_LINKS = TableSpec(
     "gold", "identity_links", keys=("left_key", "right_key"), partition_by=(),
     description="Identity-resolution state: every accepted record link with its weight, score and rule (internal).",
 )
+IDENTITY_CANDIDATES = TableSpec(
+    "gold", "identity_candidates", keys=("left_key", "right_key"), partition_by=(),
+    description="Identity-resolution state: scored cross-system pairs that decide best matches per system (internal).",
+)
 GOLD_IDENTITY_TABLES: tuple[TableSpec, ...] = (
-    GOLDEN_CUSTOMERS, CUSTOMER_XREF, DIM_CUSTOMER, IDENTITY_CHANGES, IDENTITY_RECORDS, IDENTITY_LINKS,
+    GOLDEN_CUSTOMERS, CUSTOMER_XREF, DIM_CUSTOMER, IDENTITY_CHANGES, IDENTITY_RECORDS, IDENTITY_LINKS, IDENTITY_CANDIDATES,
 )
 GOLD_TABLES = (*GOLD_TABLES, *GOLD_IDENTITY_TABLES)
 

@@ -71,6 +71,17 @@ class TermFrequency(_Strict):
     max_u: float = Field(gt=0, lt=1)
 
 
+class NameTypos(_Strict):
+    """When a rare spelling of a name is read as a keying error of a common one."""
+
+    # the common spelling is carried by at least this many times as many records as the rare one ...
+    min_ratio: float = Field(default=16.0, gt=1)
+    # ... and by at least this many records (a small population corrects nothing)
+    min_count: int = Field(default=8, ge=1)
+    # names shorter than this are never corrected (jo and ed are names, not typos)
+    min_length: int = Field(default=3, ge=2)
+
+
 class BlockingRule(_Strict):
     """Pairs of records whose ``keys`` features are all equal (and non-null) are compared."""
 
@@ -134,6 +145,23 @@ class Scoring(_Strict):
         return self
 
 
+class BestMatch(_Strict):
+    """Links below ``match_threshold`` between two records that are each other's clear best match in the other's
+    system (most people have one online account and one loyalty card, not several)."""
+
+    enabled: bool = True
+    # the pair's probability (1 for a deterministic link) is at least this ...
+    min_probability: float = Field(default=0.3, gt=0, lt=1)
+    # ... and every other candidate of either record in the other one's system scores at least this much lower
+    margin: float = Field(default=0.2, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _floor(self) -> "BestMatch":
+        if self.margin >= self.min_probability:
+            raise ValueError("best_match.margin must be below best_match.min_probability")
+        return self
+
+
 class Clustering(_Strict):
     """Guard against over-merging."""
 
@@ -171,9 +199,11 @@ class IdentityConfig(_Strict):
 
     placeholders: Placeholders
     term_frequency: TermFrequency
+    name_typos: NameTypos = NameTypos()
     blocking: Blocking
     deterministic: Deterministic
     scoring: Scoring
+    best_match: BestMatch = BestMatch()
     clustering: Clustering
     survivorship: tuple[SurvivorshipRule, ...]
     consent: Consent = Consent()
@@ -185,6 +215,8 @@ class IdentityConfig(_Strict):
         missing = [a for a in GOLDEN_ATTRIBUTES if a not in covered]
         if dupes:
             raise ValueError(f"survivorship: attribute(s) {dupes} appear in more than one rule")
+        if self.best_match.enabled and self.best_match.min_probability > self.scoring.match_threshold:
+            raise ValueError("best_match.min_probability above scoring.match_threshold links nothing the threshold does not")
         if missing:
             raise ValueError(f"survivorship: no rule for attribute(s) {missing}")
         return self

@@ -11,9 +11,9 @@ from pyspark.sql import functions as F
 from lakehouse.errors import ConfigError
 from lakehouse.identity_config import load_identity_config, parse_identity_config
 from transforms.gold.identity.compare import (
-    apply_rules, attach_features, candidate_pairs, comparison_levels, score_pairs,
+    BEST_MATCH_RULE, apply_rules, attach_features, best_match_links, candidate_pairs, comparison_levels, score_pairs,
 )
-from transforms.gold.identity.features import prepare_records
+from transforms.gold.identity.features import name_typo_fixes, prepare_records
 from transforms.gold.identity.ids import identity_changes, keep_existing_ids, SURVIVOR_RULES
 from transforms.gold.identity.survivorship import build_golden
 
@@ -58,6 +58,10 @@ def test_config_rejects_unknown_keys_and_levels(cfg):
     data = cfg.model_dump(mode="json")
     data["survivorship"] = [r for r in data["survivorship"] if "email" not in r["attributes"]]
     with pytest.raises(ConfigError, match="no rule for attribute"):
+        parse_identity_config(data)
+    data = cfg.model_dump(mode="json")
+    data["name_typos"]["min_ratio"] = 1
+    with pytest.raises(ConfigError, match="name_typos.min_ratio"):
         parse_identity_config(data)
     data = cfg.model_dump(mode="json")
     data["surprise"] = 1
@@ -284,6 +288,92 @@ def test_typo_on_each_record_and_nickname_initial_still_link(spark, cfg):
     assert got[("online:1", "pos:1")]["match_rule"] == "exact_email", "not vetoed as a different first name"
     assert got[("online:2", "pos:2")]["lvl_first_name"] == "initial"
     assert got[("online:2", "pos:2")]["match_rule"] == "fellegi_sunter"
+
+
+def test_name_typos_are_learned_from_the_population(spark, cfg):
+    # one spelling per row, as many rows as the count: David is common, its typos rare; Mark and Mary are both common
+    counts = {"david": 40, "davdi": 1, "dzvid": 2, "mark": 40, "mary": 30, "lena": 20, "lea": 2, "ed": 1, "eda": 40, "zoe": 5, "zeo": 1}
+    names = spark.createDataFrame([(n,) for n, k in counts.items() for _ in range(k)], "f_first string")
+    got = {(r["_v"], r["_w"]) for r in name_typo_fixes(names, "f_first", config=cfg).collect()}
+    assert got == {("davdi", "david"), ("dzvid", "david")}, (
+        "mark/mary: both common; lea: only 10x rarer than lena; ed: too short; zoe: too few records to be a reference"
+    )
+    stricter = cfg.with_overrides(name_typos={"min_ratio": 50})
+    assert name_typo_fixes(names, "f_first", config=stricter).count() == 0
+
+
+def test_typos_of_one_name_on_each_record_compare_as_fuzzy(spark, cfg):
+    rows = [
+        # both first names mistyped differently (two edits apart): without the population they are "different" and
+        # the shared email would be vetoed as a household's
+        rec("online", "1", "Davdi", "Pike", email="d.pike@x.com", phone="+447700900222"),
+        rec("pos", "1", "Dzvid", "Pike", email="d.pike@x.com", phone="+447700900222"),
+        # a typo of a nickname's full form against the nickname, beyond one edit of it
+        rec("online", "2", "Katherie", "Rowe", email="k.rowe@x.com", dob=dt.date(1979, 5, 6)),
+        rec("pos", "2", "Katie", "Rowe", email="k.rowe@x.com", dob=dt.date(1979, 5, 6)),
+        # surnames: a swap of two letters (no population needed), and a typo on each record of a common surname
+        rec("online", "3", "Orla", "Kelly", dob=dt.date(1990, 1, 2), postcode="D02 X285"),
+        rec("pos", "3", "Orla", "Kelyl", dob=dt.date(1990, 1, 2), postcode="D02 X285"),
+        rec("online", "4", "Ian", "Daies", dob=dt.date(1960, 8, 9), postcode="CF10 1AA"),
+        rec("pos", "4", "Ian", "Davise", dob=dt.date(1960, 8, 9), postcode="CF10 1AA"),
+    ]
+    rows += [rec("online", f"d{i}", "David", f"Q{i}") for i in range(20)]
+    rows += [rec("online", f"k{i}", "Katherine", f"Q{i}") for i in range(20)]
+    rows += [rec("online", f"v{i}", f"N{i}", "Davies") for i in range(20)]
+    got = _score(spark, cfg, rows)
+    for i, comparison in ((1, "lvl_first_name"), (2, "lvl_first_name"), (3, "lvl_last_name"), (4, "lvl_last_name")):
+        assert got[(f"online:{i}", f"pos:{i}")][comparison] == "fuzzy", i
+    assert got[("online:1", "pos:1")]["match_rule"] == "exact_email"
+    assert got[("online:2", "pos:2")]["match_rule"] == "exact_email"
+    # the same pair without the population that makes David common: two different names, the email is vetoed
+    alone = _score(spark, cfg, rows[:2])
+    assert alone[("online:1", "pos:1")]["lvl_first_name"] == "different"
+    assert alone[("online:1", "pos:1")]["match_rule"] is None
+
+
+CANDIDATES = (
+    "left_key string, right_key string, match_weight double, match_probability double, match_score double, "
+    "match_rule string, is_strong boolean, best_score double"
+)
+
+
+def _candidate(left, right, p, rule=None):
+    best = None if left.split(":")[0] == right.split(":")[0] else (1.0 if rule and rule.startswith("exact_") else p)
+    return (left, right, 0.0, p, p, rule, False, best)
+
+
+def test_best_match_per_system(spark, cfg):
+    rows = [
+        _candidate("online:a", "pos:b", 0.5),                             # alone: a best match
+        _candidate("online:c", "pos:d", 0.5), _candidate("online:c", "pos:e", 0.45),  # c has two: neither
+        _candidate("online:f", "pos:g", 0.5), _candidate("online:h", "pos:g", 0.1, "exact_email"),  # g is h's
+        _candidate("online:i", "pos:j", 0.5), _candidate("online:i", "pos:k", 0.29),  # k is 0.21 lower: j wins
+        _candidate("online:l", "online:m", 0.5),                          # one system: not a best match
+        _candidate("online:n", "pos:o", 0.25),                            # below min_probability
+        _candidate("online:q", "pos:r", 0.9, "fellegi_sunter"),           # already a link
+        _candidate("pos:s", "online:t", 0.6), _candidate("online:t", "pos:u", 0.6),  # a tie: neither
+    ]
+    candidates = spark.createDataFrame(rows, CANDIDATES)
+    got = {(r["left_key"], r["right_key"]): r for r in best_match_links(candidates, config=cfg).collect()}
+    assert set(got) == {("online:a", "pos:b"), ("online:i", "pos:j")}
+    link = got[("online:a", "pos:b")]
+    assert link["match_rule"] == BEST_MATCH_RULE and link["match_score"] == 0.5 and link["is_strong"] is False
+    # margin 0.2 -> 0.3: k (0.29) now stops j; disabled: nothing
+    wider = cfg.with_overrides(best_match={"margin": 0.25})
+    assert {(r["left_key"], r["right_key"]) for r in best_match_links(candidates, config=wider).collect()} == {("online:a", "pos:b")}
+    off = cfg.with_overrides(best_match={"enabled": False})
+    assert best_match_links(candidates, config=off).count() == 0
+
+
+def test_best_match_config_is_checked(cfg):
+    data = cfg.model_dump(mode="json")
+    data["best_match"]["margin"] = 0.4
+    with pytest.raises(ConfigError, match="margin must be below"):
+        parse_identity_config(data)
+    data = cfg.model_dump(mode="json")
+    data["best_match"]["min_probability"] = 0.95
+    with pytest.raises(ConfigError, match="above scoring.match_threshold"):
+        parse_identity_config(data)
 
 
 def test_prior_falls_as_the_population_grows(spark, cfg):

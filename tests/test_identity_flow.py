@@ -136,6 +136,41 @@ def test_incremental_equals_full_rebuild(spark, tmp_path):
     assert partition(scratch) == partition(inc)
 
 
+def test_best_match_lost_to_a_newcomer_incremental_equals_full(spark, tmp_path):
+    """Emma Stone's online account and loyalty card share a name and a birth date, nothing else: below the match
+    threshold, but each is the other's only candidate, so they are one person. A second Emma Stone card born the
+    same day arrives: nobody can tell the two cards apart, so the link goes - in an incremental run as in a full one,
+    although neither old record changed."""
+    from lakehouse.identity_config import load_identity_config
+    from transforms.gold.identity.compare import BEST_MATCH_RULE
+
+    # name weights fixed (a tiny population), and enough other records that one more moves no population bucket
+    cfg = load_identity_config().with_overrides(term_frequency={"min_u": 0.05, "max_u": 0.05})
+    emma = dict(dob=dt.date(1991, 4, 12), created=D(2024, 1, 1))
+    day1 = [rec("online", "E1", "Emma", "Stone", email="emma.s@x.com", postcode="YO1 7HH", **emma),
+            rec("pos", "E2", full="Emma Stone", email="stone.e@y.com", postcode="LS6 2AB", **emma)]
+    day1 += [rec("online", f"F{i}", f"Name{i}", f"Other{i}", created=D(2024, 1, 1)) for i in range(40)]
+    day2 = day1 + [rec("pos", "E3", full="STONE, Emma", email="emma1991@z.com", postcode="M1 1AE", **emma)]
+    inc, full = _settings(tmp_path, "inc"), _settings(tmp_path, "full")
+    for s in (inc, full):
+        resolve_customers(s, customers=spark.createDataFrame(day1, SCHEMA), day="2025-01-01", config=cfg)
+    xref = delta.read_table(spark, CUSTOMER_XREF, inc).collect()
+    rules = {r["source_customer_id"]: r["match_rule"] for r in xref}
+    assert rules["E1"] == rules["E2"] == BEST_MATCH_RULE
+    ids = _xref(spark, inc)
+    assert ids[("online", "E1")] == ids[("pos", "E2")]
+
+    c_inc = resolve_customers(inc, customers=spark.createDataFrame(day2, SCHEMA), day="2025-01-02", config=cfg)
+    resolve_customers(full, customers=spark.createDataFrame(day2, SCHEMA), day="2025-01-02", full_rebuild=True, config=cfg)
+    assert c_inc["mode"] == "incremental" and c_inc["affected"] == 1
+    ids = _xref(spark, inc)
+    assert len({ids[("online", "E1")], ids[("pos", "E2")], ids[("pos", "E3")]}) == 3, "three records, no best match"
+    for spec in (CUSTOMER_XREF, GOLDEN_CUSTOMERS, IDENTITY_CHANGES):
+        assert _table(spark, spec, inc, drop=("run_id", "resolved_at", "changed_at")) == _table(
+            spark, spec, full, drop=("run_id", "resolved_at", "changed_at")
+        ), spec.qualified
+
+
 def test_missing_silver_table_is_a_clear_error(settings):
     from flows.identity import IdentityResolutionError
 

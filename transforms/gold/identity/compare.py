@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.identity_config import COMPARISON_LEVELS, IdentityConfig
@@ -13,8 +13,8 @@ from .features import sorted_letters
 
 # Feature columns carried into pair comparison (l_* and r_*).
 PAIR_FEATURES: tuple[str, ...] = (
-    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initials", "f_first_known", "f_first_u",
-    "f_last", "f_last_soundex", "f_last_u", "f_email", "f_email_local", "f_email_named", "f_phone", "f_phone_last",
+    "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initials", "f_first_known", "f_first_forms", "f_first_u",
+    "f_last", "f_last_letters", "f_last_soundex", "f_last_forms", "f_last_u", "f_email", "f_email_local", "f_email_named", "f_phone", "f_phone_last",
     "f_loyalty", "f_dob", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number", "f_population",
 )
 LINK_COLUMNS: tuple[str, ...] = (
@@ -22,6 +22,9 @@ LINK_COLUMNS: tuple[str, ...] = (
 )
 RULE_PREFIX = "exact_"
 PROBABILISTIC_RULE = "fellegi_sunter"
+BEST_MATCH_RULE = "best_match"
+# Scored pairs kept between runs to decide best matches: accepted links and the near misses that compete with them.
+CANDIDATE_COLUMNS: tuple[str, ...] = (*LINK_COLUMNS, "best_score")
 
 
 def candidate_pairs(records: DataFrame, *, targets: DataFrame | None = None) -> DataFrame:
@@ -67,6 +70,18 @@ def _short(name: str) -> Column:
 def _contains_either(name: str, min_len: int) -> Column:
     l, r = F.col(f"l_{name}"), F.col(f"r_{name}")
     return (_short(name) >= min_len) & ((F.instr(l, r) > 0) | (F.instr(r, l) > 0))
+
+
+def _same_spelling(name: str) -> Column:
+    """The two names are one spelling, whatever each one's typo: their typo forms overlap (davdi / dzvid are both
+    read as david; katherie as katherine, whose nickname group holds katie). False when neither has typo forms."""
+    def own(side: str) -> Column:
+        itself = F.array(F.col(f"{side}_f_{name}"))
+        return F.array_union(itself, F.col(f"{side}_f_first_names")) if name == "first" else itself
+
+    l_forms, r_forms = F.col(f"l_f_{name}_forms"), F.col(f"r_f_{name}_forms")
+    overlap = F.arrays_overlap(F.coalesce(l_forms, own("l")), F.coalesce(r_forms, own("r")))
+    return (l_forms.isNotNull() | r_forms.isNotNull()) & F.coalesce(overlap, F.lit(False))
 
 
 def _level(null_when: Column, cases: list[tuple[str, Column]], otherwise: str = "different") -> Column:
@@ -127,6 +142,7 @@ def comparison_levels() -> dict[str, Column]:
                         | ((_lev("f_first") <= 2) & _eq("f_first_letters"))  # a transposition: emma / emam
                         | ((_short("f_first") >= 3) & (F.col("l_f_first").startswith(F.col("r_f_first")) | F.col("r_f_first").startswith(F.col("l_f_first"))))
                         | nickname_typo
+                        | _same_spelling("first")
                     ),
                 ),
                 ("soundex", _both("f_first_soundex") & _eq("f_first_soundex")),
@@ -146,7 +162,12 @@ def comparison_levels() -> dict[str, Column]:
             _both("f_last"),
             [
                 ("exact", _eq("f_last") | swapped),
-                ("fuzzy", fuzzy_name("f_last", "f_last_soundex")),
+                (
+                    "fuzzy",
+                    fuzzy_name("f_last", "f_last_soundex")
+                    | ((_lev("f_last") <= 2) & _eq("f_last_letters"))  # a transposition: kelly / kelyl
+                    | _same_spelling("last"),
+                ),
                 ("soundex", _eq("f_last_soundex")),
             ],
         ),
@@ -283,12 +304,73 @@ def apply_rules(scored: DataFrame, *, config: IdentityConfig) -> DataFrame:
     )
 
 
-def score_links(pairs: DataFrame, records: DataFrame, *, config: IdentityConfig) -> DataFrame:
-    """Candidate pairs -> accepted links (``LINK_COLUMNS``) between records."""
-    return (
+def _system(key: str) -> Column:
+    """The source system of a record key (``<source_system>:<source_customer_id>``)."""
+    return F.substring_index(F.col(key), ":", 1)
+
+
+def score_candidates(pairs: DataFrame, records: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Candidate pairs -> ``CANDIDATE_COLUMNS`` rows: every accepted link (``match_rule`` set), plus, with
+    ``best_match`` on, every cross-system pair that may decide a best match (``match_rule`` null).
+
+    ``best_score`` is the probability (1 for a deterministic link) by which pairs compete for a best match; null for
+    pairs that do not compete (same system, or clearly different first names: never a link).
+    """
+    bm = config.best_match
+    scored = (
         attach_features(pairs, records)
         .transform(lambda d: score_pairs(d, config=config))
         .transform(lambda d: apply_rules(d, config=config))
-        .where(F.col("match_rule").isNotNull())
-        .select(*LINK_COLUMNS)
+    )
+    competes = (_system("left_key") != _system("right_key")) & (F.col("lvl_first_name") != "different")
+    score = F.when(F.col("match_rule").startswith(RULE_PREFIX), F.lit(1.0)).otherwise(F.col("match_probability"))
+    best = F.when(competes, score) if bm.enabled else F.lit(None).cast("double")
+    out = scored.withColumn("best_score", best)
+    keep = F.col("match_rule").isNotNull()
+    if bm.enabled:
+        # a pair below min_probability - margin can neither be a best match nor stop one
+        keep = keep | F.coalesce(F.col("best_score") >= F.lit(bm.min_probability - bm.margin), F.lit(False))
+    return out.where(keep).select(*CANDIDATE_COLUMNS)
+
+
+def score_links(pairs: DataFrame, records: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Candidate pairs -> accepted links (``LINK_COLUMNS``) between records (best matches aside)."""
+    return score_candidates(pairs, records, config=config).where(F.col("match_rule").isNotNull()).select(*LINK_COLUMNS)
+
+
+def best_match_links(candidates: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Links (``LINK_COLUMNS``, rule ``best_match``, weak) between two records of different systems that are each
+    other's clear best candidate there: ``best_score`` at least ``best_match.min_probability``, the highest of
+    either record's candidates in the other's system, and every other such candidate at least ``margin`` lower.
+
+    A function of the scored candidates alone (not of earlier decisions), so recomputing it over the kept and the
+    newly scored candidates gives an incremental run the same links as a full rebuild.
+    """
+    bm = config.best_match
+    if not bm.enabled:
+        return candidates.where(F.lit(False)).select(*LINK_COLUMNS)
+    c = candidates.where(F.col("best_score").isNotNull())
+    sides = c.select(F.col("left_key").alias("_k"), _system("right_key").alias("_other"), "best_score").unionByName(
+        c.select(F.col("right_key").alias("_k"), _system("left_key").alias("_other"), "best_score")
+    )
+    rank = F.row_number().over(Window.partitionBy("_k", "_other").orderBy(F.col("best_score").desc()))
+    top = (
+        sides.withColumn("_r", rank).where(F.col("_r") <= 2)
+        .groupBy("_k", "_other")
+        .agg(F.max(F.when(F.col("_r") == 1, F.col("best_score"))).alias("_first"),
+             F.max(F.when(F.col("_r") == 2, F.col("best_score"))).alias("_second"))
+    )
+    left = top.select(F.col("_k").alias("left_key"), F.col("_other").alias("_lo"), F.col("_first").alias("_l1"), F.col("_second").alias("_l2"))
+    right = top.select(F.col("_k").alias("right_key"), F.col("_other").alias("_ro"), F.col("_first").alias("_r1"), F.col("_second").alias("_r2"))
+    p = F.col("best_score")
+    clear = lambda second: F.coalesce(F.col(second), F.lit(0.0)) <= p - F.lit(bm.margin)  # noqa: E731
+    return (
+        c.where(F.col("match_rule").isNull() & (p >= F.lit(bm.min_probability)))
+        .join(left, "left_key").where(F.col("_lo") == _system("right_key"))
+        .join(right, "right_key").where(F.col("_ro") == _system("left_key"))
+        .where((p >= F.col("_l1")) & (p >= F.col("_r1")) & clear("_l2") & clear("_r2"))
+        .select(
+            "left_key", "right_key", "match_weight", "match_probability", F.col("match_probability").alias("match_score"),
+            F.lit(BEST_MATCH_RULE).alias("match_rule"), F.lit(False).alias("is_strong"),
+        )
     )

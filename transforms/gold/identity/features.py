@@ -226,6 +226,7 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
         # every letter the name may be abbreviated to (its own, and those of its nicknames: Olivia -> O. or L.)
         ("f_first_initials", F.when(F.length("f_first") > 1, F.coalesce(F.col("_initials"), F.col("f_first_initial")))),
         ("f_first_known", F.when(F.length("f_first") > 1, F.col("_initials").isNotNull())),  # a listed name
+        ("f_last_letters", sorted_letters("f_last")),
         ("f_last_soundex", F.soundex("f_last")),
         ("f_last_prefix", F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3))),
         *_contact_derivations(),
@@ -288,6 +289,57 @@ def add_term_frequencies(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     return out.withColumn("f_population", F.pow(F.lit(2.0), F.floor(F.log2("_total") * 2) / 2)).drop("_total")
 
 
+def _one_keystroke_keys(col: str) -> Column:
+    """The name and every string made by deleting one of its letters: two names one edit or one swap apart
+    always share one of these keys (symmetric deletion), so their pairs are found by an equi-join."""
+    return F.expr(f"array_union(array({col}), transform(sequence(1, length({col})), i -> concat(substr({col}, 1, i - 1), substr({col}, i + 1))))")
+
+
+def name_typo_fixes(df: DataFrame, col: str, *, config: IdentityConfig) -> DataFrame:
+    """``(_v, _w)``: each spelling ``_v`` of ``col`` that reads as a keying error of a common spelling ``_w``.
+
+    ``_w`` is one edit or one swap of two letters away, and carried by at least ``name_typos.min_ratio`` times as
+    many records as ``_v`` (and by at least ``min_count``). A rare real name near a common one is read as its typo
+    too; that only lets it compare as "fuzzy" with the names the common one compares with (one edit already does).
+    """
+    t = config.name_typos
+    counts = df.where(F.col(col).isNotNull()).groupBy(F.col(col).alias("_v")).agg(F.count(F.lit(1)).alias("_n"))
+    keyed = counts.select("_v", "_n", F.explode(_one_keystroke_keys("_v")).alias("_k"))
+    rare = keyed.where(F.length("_v") >= t.min_length)
+    common = keyed.where(F.col("_n") >= t.min_count).select(F.col("_v").alias("_w"), F.col("_n").alias("_wn"), "_k")
+    near = (F.levenshtein("_v", "_w") <= 1) | ((F.levenshtein("_v", "_w") <= 2) & (sorted_letters("_v") == sorted_letters("_w")))
+    return (
+        rare.join(common, "_k")
+        .where((F.col("_v") != F.col("_w")) & (F.col("_wn") >= F.col("_n") * F.lit(float(t.min_ratio))) & near)
+        .select("_v", "_w")
+        .distinct()
+    )
+
+
+def add_name_typos(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
+    """Add ``f_first_forms`` / ``f_last_forms``: for a name that reads as a typo of common names (see
+    :func:`name_typo_fixes`), the name, the common names and (first names) their nickname groups; null otherwise.
+    Two records whose forms overlap spell one name, whatever each one's typo."""
+    first = name_typo_fixes(df, "f_first", config=config)
+    names = first_name_table(df.sparkSession).select("_nick_key", "_nick_set")
+    first_forms = (
+        first.join(names, first["_w"] == names["_nick_key"], "left")
+        .select("_v", F.explode(F.array_union(F.array("_w"), F.coalesce(F.split("_nick_set", r"\|"), F.array().cast("array<string>")))).alias("_f"))
+        .groupBy("_v").agg(F.collect_set("_f").alias("_ff"))
+    )
+    last_forms = name_typo_fixes(df, "f_last", config=config).groupBy("_v").agg(F.collect_set("_w").alias("_lf"))
+    out = df.join(first_forms, df["f_first"] == first_forms["_v"], "left").drop("_v")
+    out = out.join(last_forms, out["f_last"] == last_forms["_v"], "left").drop("_v")
+    return (
+        out.withColumn(
+            "f_first_forms",
+            F.when(F.col("_ff").isNotNull(), F.array_sort(F.array_distinct(F.concat(F.array("f_first"), F.col("f_first_names"), F.col("_ff"))))),
+        )
+        .withColumn("f_last_forms", F.when(F.col("_lf").isNotNull(), F.array_sort(F.array_distinct(F.array_union(F.array("f_last"), F.col("_lf"))))))
+        .drop("_ff", "_lf")
+    )
+
+
 _FEATURE_OF_KEY = {
     "email": "f_email", "email_local": "f_email_local", "phone": "f_phone", "loyalty_card": "f_loyalty",
     "first_name": "f_first", "first_canonical": "f_first_canonical", "first_initial": "f_first_initial",
@@ -324,7 +376,8 @@ def add_blocking_keys(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "f_first", "f_first_canonical", "f_first_names", "f_first_letters", "f_first_soundex", "f_first_initial",
-    "f_first_initials", "f_first_known", "f_first_u", "f_last", "f_last_soundex", "f_last_prefix", "f_last_u", "f_email", "f_email_local",
+    "f_first_initials", "f_first_known", "f_first_forms", "f_first_u", "f_last", "f_last_letters", "f_last_soundex", "f_last_prefix",
+    "f_last_forms", "f_last_u", "f_email", "f_email_local",
     "f_email_named", "f_phone", "f_phone_last", "f_loyalty", "f_dob",
     "f_birth_year", "f_postcode", "f_postcode_district", "f_city", "f_address", "f_house_number", "f_population",
 )
@@ -336,12 +389,21 @@ def add_record_hash(df: DataFrame) -> DataFrame:
     return df.withColumn("record_hash", F.sha2(payload, 256))
 
 
-def prepare_records(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
-    """silver.customers -> one row per source record with match features, blocking keys and a change hash."""
-    return (
+def prepare_records(df: DataFrame, *, config: IdentityConfig, stage=None) -> DataFrame:
+    """silver.customers -> one row per source record with match features, blocking keys and a change hash.
+
+    ``stage(frame, name)``, when given, materializes the per-record features before the steps that aggregate over
+    them and join back (name typos, blocking keys): the engine would otherwise compute them once per branch.
+    """
+    features = (
         ensure_customer_columns(df).transform(lambda x: normalize_customers(x, config=config))
         .transform(lambda x: remove_frequent_identifiers(x, config=config))
         .transform(lambda x: add_term_frequencies(x, config=config))
+    )
+    if stage is not None:
+        features = stage(features, "features")
+    return (
+        features.transform(lambda x: add_name_typos(x, config=config))
         .transform(lambda x: add_blocking_keys(x, config=config))
         .transform(add_record_hash)
     )
