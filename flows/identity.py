@@ -4,11 +4,12 @@ Plain Python, no Prefect: ``resolve_customers(settings, day=..., full_rebuild=..
 ``silver.customers``, computes every record's match features (a linear scan) and compares their hash with the state
 kept from the previous run (``gold.identity_records`` / ``gold.identity_links`` / ``gold.identity_candidates``).
 Only the changed records are blocked and scored against everyone, and only the link components they touch are
-re-clustered, re-numbered and re-survived; everything else stays as it was. Best matches per system depend on
-competing pairs, not on one pair alone: they are recomputed every run over all kept and new scored candidates, and
-any link that appears or goes away brings its components into the run. Because features depend on global statistics only through thresholds
-and power-of-two buckets (placeholder frequency caps, block-size cap, name-frequency buckets), a record whose
-statistics move across a threshold has a changed hash too, so the incremental result equals a full rebuild.
+re-clustered, re-numbered and re-survived; everything else stays as it was. Because features depend on global
+statistics only through thresholds and power-of-two buckets (placeholder frequency caps, block-size cap,
+name-frequency buckets, the name-typo ratio), a record whose statistics move across a threshold has a changed
+hash too. Best matches per system depend on competing pairs, not on one pair alone: they are recomputed every run
+over all kept and new scored candidates, and any link that appears or goes away brings its components into the run.
+So the incremental result equals a full rebuild.
 
 Write order: change log, xref, golden, dim (MERGE), then the internal state, record hashes last; a run that dies
 part-way is repaired by the next run, which still sees the old hashes and redoes the same work.
