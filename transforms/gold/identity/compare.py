@@ -344,11 +344,6 @@ def score_candidates(pairs: DataFrame, records: DataFrame, *, config: IdentityCo
     return _rows_where(out, keep, CANDIDATE_COLUMNS)
 
 
-def score_links(pairs: DataFrame, records: DataFrame, *, config: IdentityConfig) -> DataFrame:
-    """Candidate pairs -> accepted links (``LINK_COLUMNS``) between records (best matches aside)."""
-    return score_candidates(pairs, records, config=config).where(F.col("match_rule").isNotNull()).select(*LINK_COLUMNS)
-
-
 def best_match_links(candidates: DataFrame, *, config: IdentityConfig) -> DataFrame:
     """Links (``LINK_COLUMNS``, rule ``best_match``, weak) between two records of different systems that are each
     other's clear best candidate there: ``best_score`` at least ``best_match.min_probability``, the highest of
