@@ -46,27 +46,23 @@ def _by_key(df, *cols):
 
 
 # -- config ---------------------------------------------------------------------------------------------------------
+def _assert_rejected(cfg, edit, match):
+    """The config with ``edit`` applied to its JSON form is refused with an error matching ``match``."""
+    data = cfg.model_dump(mode="json")
+    edit(data)
+    with pytest.raises(ConfigError, match=match):
+        parse_identity_config(data)
+
+
 def test_config_rejects_unknown_keys_and_levels(cfg):
-    data = cfg.model_dump(mode="json")
-    data["scoring"]["comparisons"]["first_name"]["almost"] = {"m": 0.1, "u": 0.1}
-    with pytest.raises(ConfigError, match="unknown level"):
-        parse_identity_config(data)
-    data = cfg.model_dump(mode="json")
-    data["blocking"]["rules"].append({"name": "x", "keys": ["shoe_size"]})
-    with pytest.raises(ConfigError, match="unknown feature"):
-        parse_identity_config(data)
-    data = cfg.model_dump(mode="json")
-    data["survivorship"] = [r for r in data["survivorship"] if "email" not in r["attributes"]]
-    with pytest.raises(ConfigError, match="no rule for attribute"):
-        parse_identity_config(data)
-    data = cfg.model_dump(mode="json")
-    data["name_typos"]["min_ratio"] = 1
-    with pytest.raises(ConfigError, match="name_typos.min_ratio"):
-        parse_identity_config(data)
-    data = cfg.model_dump(mode="json")
-    data["surprise"] = 1
-    with pytest.raises(ConfigError, match="surprise"):
-        parse_identity_config(data)
+    _assert_rejected(cfg, lambda d: d["scoring"]["comparisons"]["first_name"].update(almost={"m": 0.1, "u": 0.1}), "unknown level")
+    _assert_rejected(cfg, lambda d: d["blocking"]["rules"].append({"name": "x", "keys": ["shoe_size"]}), "unknown feature")
+    _assert_rejected(
+        cfg, lambda d: d.update(survivorship=[r for r in d["survivorship"] if "email" not in r["attributes"]]),
+        "no rule for attribute",
+    )
+    _assert_rejected(cfg, lambda d: d["name_typos"].update(min_ratio=1), "name_typos.min_ratio")
+    _assert_rejected(cfg, lambda d: d.update(surprise=1), "surprise")
 
 
 # -- normalization and placeholders -----------------------------------------------------------------------------------
@@ -366,14 +362,8 @@ def test_best_match_per_system(spark, cfg):
 
 
 def test_best_match_config_is_checked(cfg):
-    data = cfg.model_dump(mode="json")
-    data["best_match"]["margin"] = 0.4
-    with pytest.raises(ConfigError, match="margin must be below"):
-        parse_identity_config(data)
-    data = cfg.model_dump(mode="json")
-    data["best_match"]["min_probability"] = 0.95
-    with pytest.raises(ConfigError, match="above scoring.match_threshold"):
-        parse_identity_config(data)
+    _assert_rejected(cfg, lambda d: d["best_match"].update(margin=0.4), "margin must be below")
+    _assert_rejected(cfg, lambda d: d["best_match"].update(min_probability=0.95), "above scoring.match_threshold")
 
 
 def test_prior_falls_as_the_population_grows(spark, cfg):
