@@ -164,12 +164,15 @@ def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, day
 
 def _expected_lines(spark, settings: Settings, days: Sequence[dt.date]) -> DataFrame:
     """The order lines silver will hold after these days, as far as orders can know them: the days' readable bronze
-    lines (latest per key) and the stored lines they do not replace. Online orders carry no total, so theirs is
-    pre-filled from these; the exact sum of the merged lines is set after the lines step (``_propagate_headers``)."""
-    from transforms.silver.dedupe import dedupe_latest
+    lines and the stored lines they do not replace. Online orders carry no total, so theirs is pre-filled from these;
+    the exact sum of the merged lines is set after the lines step (``_propagate_headers``).
 
+    Copies of a line (a resent record: same key, same total) count once. Versions of a line with different totals in
+    one batch all count, so their order's pre-fill is off until the lines step sets the exact sum, as it already is
+    for a line the lines gate quarantines. Picking the latest version here took a window over every line of the
+    batch: at 1M lines the orders batch cost 5.6 s of engine CPU with it and 2.6 s without."""
     keys = list(TABLES["order_lines"].keys)
-    cols = [*keys, "line_total", "_version_ts", "_ingested_at", "_source_file", "_line_number"]
+    cols = [*keys, "line_total"]
     frames = []
     for feed in feeds_for(settings, TABLES["order_lines"]):
         bronze = _read_bronze_days(spark, settings, feed, days)
@@ -181,7 +184,7 @@ def _expected_lines(spark, settings: Settings, days: Sequence[dt.date]) -> DataF
         day_lines = spark.createDataFrame([], "source_system string, order_id string, line_number int, "
                                               "line_total decimal(12,2)")
     else:
-        day_lines = dedupe_latest(_union(frames), keys=keys).select(*keys, "line_total")
+        day_lines = _union(frames).distinct()
     if stored is None:
         return day_lines
     return day_lines.unionByName(stored.select(*keys, "line_total").join(day_lines.select(*keys), on=keys, how="left_anti"))

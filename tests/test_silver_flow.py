@@ -246,6 +246,32 @@ def test_rerunning_a_day_three_times_leaves_silver_and_quarantine_identical(spar
         assert _snapshot(spark, settings, specs) == first
 
 
+def test_a_line_corrected_within_the_batch_gives_its_order_the_latest_total(spark, settings):
+    """Two versions of one line with different totals, and a resent copy of another, in one batch: the order's total
+    is the sum of the latest version of each line (the orders step pre-fills it from every version; the lines step
+    sets the exact sum), and reruns change nothing."""
+    from flows.refine import refine_day
+
+    write_bronze(spark, settings, "online", "orders", [_order("O5")], day=D1)
+    write_bronze(spark, settings, "online", "order_lines", [
+        _line("O5", 1, "1", "5.00", "5.00", updated="2026-01-03T09:00:00Z"),
+        _line("O5", 1, "1", "7.00", "7.00", updated="2026-01-03T10:00:00Z"),  # the correction wins
+        _line("O5", 2, "2", "1.50", "3.00"),
+        _line("O5", 2, "2", "1.50", "3.00"),  # a resent copy
+    ], day=D1)
+    runs = {r.table_name: r for r in refine_day(settings, D1, tables=SALES_TABLES)}
+    assert (runs["silver.order_lines"].rows_out, runs["silver.order_lines"].rows_deduplicated) == (2, 2)
+    lines = _by_key(rows_of(spark, SILVER_ORDER_LINES, settings), "order_id", "line_number")
+    assert (lines[("O5", 1)]["line_total"], lines[("O5", 2)]["line_total"]) == (Decimal("7.00"), Decimal("3.00"))
+    [o5] = rows_of(spark, SILVER_ORDERS, settings)
+    assert o5["order_total"] == Decimal("10.00")
+
+    first = _snapshot(spark, settings, [SILVER_ORDERS, SILVER_ORDER_LINES])
+    runs = refine_day(settings, D1, tables=SALES_TABLES)
+    assert all(r.rows_out == 0 and r.balanced for r in runs)
+    assert _snapshot(spark, settings, [SILVER_ORDERS, SILVER_ORDER_LINES]) == first
+
+
 def test_lines_held_on_several_days_are_released_by_one_replay(spark, settings):
     """Lines of one order held on two ingest days (its header is late) are released together, by one replay run
     dated by the first held day, and silver ends as if the header had come first."""
