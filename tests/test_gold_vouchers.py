@@ -120,9 +120,13 @@ def test_subscription_candidates(spark):
     irregular = [line(f"i{i}", 1, "A", 1, 10, day=d, customer="c1") for i, d in enumerate([D(2026, 1, 1), D(2026, 1, 2), D(2026, 1, 25)])]
     twice = [line(f"t{i}", 1, "B", 1, 20, day=D(2026, 1, 1 + 10 * i), customer="c1") for i in range(2)]
     sameday = [line(f"s{i}", 1, "E", 1, 6, day=D(2026, 1, 3), customer="c1") for i in range(3)]  # one purchase day
-    fact, dim = _fact(spark, weekly + irregular + twice + sameday, [("online", "c1", "G1")])
+    # the mean-interval rule at its edge: every 5 days is kept (>= 5), every 4 days is not
+    edge = [line(f"f{i}", 1, "F", 1, 3, day=D(2026, 1, 2 + 5 * i), customer="c1") for i in range(3)]
+    short = [line(f"g{i}", 1, "G", 1, 4, day=D(2026, 1, 2 + 4 * i), customer="c1") for i in range(4)]
+    fact, dim = _fact(spark, weekly + irregular + twice + sameday + edge + short, [("online", "c1", "G1")])
     out = rows_by(find_subscription_candidates(fact, dim_product=dim, as_of=AS_OF), "sku")
-    assert set(out) == {"C"}
+    assert set(out) == {"C", "F"}
+    assert (out["F"]["purchase_count"], out["F"]["mean_interval_days"], out["F"]["interval_cv"]) == (3, 5.0, 0.0)
     c = out["C"]
     assert (c["purchase_count"], c["mean_interval_days"], c["interval_cv"]) == (4, 7.0, 0.0)
     assert c["last_purchase_date"] == D(2026, 1, 22) and c["next_expected_date"] == D(2026, 1, 29)

@@ -37,8 +37,17 @@ def find_subscription_candidates(
         .groupBy("golden_id", "sku", "order_date")
         .agg(F.sum("quantity").alias("qty"))
     )
+    # The mean interval of a pair is (last day - first day) / (days - 1): the intervals between consecutive days add
+    # up to that span. So the pairs that can pass the count and mean-interval rules are known from an aggregate, and
+    # only their days go through the window (a sort of every customer's purchase days costs more than both).
+    span = days.groupBy("golden_id", "sku").agg(
+        F.count(F.lit(1)).alias("_n"), F.datediff(F.max("order_date"), F.min("order_date")).alias("_span"))
+    eligible = span.where(  # a superset (a hair of slack for rounding): the rules themselves are applied below
+        (F.col("_n") >= max(min_purchases, 2)) & (F.col("_span") >= (F.col("_n") - 1) * float(min_interval_days) - 1e-6)
+    ).select("golden_id", "sku")
     by_pair = Window.partitionBy("golden_id", "sku").orderBy("order_date")
-    intervals = days.withColumn("interval", F.datediff("order_date", F.lag("order_date").over(by_pair)))
+    intervals = days.join(eligible, ["golden_id", "sku"], "left_semi").withColumn(
+        "interval", F.datediff("order_date", F.lag("order_date").over(by_pair)))
     stats = intervals.groupBy("golden_id", "sku").agg(
         F.count(F.lit(1)).alias("purchase_count"),
         F.avg("interval").alias("mean_interval_days"),
