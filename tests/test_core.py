@@ -107,3 +107,27 @@ def test_storage_lists_local_files(settings):
     files = st.list_files(st.landing_dir("pos", "stores") + "/ingest_date=2026-01-01")
     assert [f.name for f in files] == ["a.csv"]
     assert st.landing_dates("pos", "stores")[0].isoformat() == "2026-01-01"
+
+
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.s3)])
+def test_staged_frames_are_compressed_only_on_s3(spark, request, where):
+    """Staging on local disk is written uncompressed (compressing only costs CPU there); on S3, zstd."""
+    import pyarrow.parquet as pq
+
+    settings = request.getfixturevalue("settings" if where == "local" else "s3_settings")
+    st = Storage(settings)
+    uri = st.staging_dir("r-codec", "frame")
+    df = spark.createDataFrame([(i, f"value {i % 7}") for i in range(200)], "id int, v string")
+    back = st.stage_frame(spark, df, uri)
+    assert sorted(tuple(r) for r in back.collect()) == sorted(tuple(r) for r in df.collect())
+    fs, path = st.fs(uri)
+    parts = [f for f in st.list_files(uri, recursive=True) if f.name.endswith(".parquet")]
+    assert parts
+    codecs = set()
+    for part in parts:
+        with fs.open_input_file(st.fs(part.uri)[1]) as handle:
+            meta = pq.ParquetFile(handle).metadata
+            codecs |= {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
+                       for c in range(meta.num_columns)}
+    assert codecs == ({"UNCOMPRESSED"} if where == "local" else {"ZSTD"})
+    st.delete_dir(uri)
