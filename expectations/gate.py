@@ -158,8 +158,10 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
         result = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=RunIdentifier(run_name=run_id))
         return next(iter(result.run_results.values()))
 
-    screen = run(rules, "", {"result_format": "BOOLEAN_ONLY"})
+    screen = run([_screen_form(r) for r in rules], "", {"result_format": "BOOLEAN_ONLY"})
     screened = {_rule_of(res): res for res in screen.results}
+    for rule in rules:  # a result is reported under the rule's own expectation, whatever the screen ran
+        screened[rule.name].expectation_config = rule.to_gx(resolve_table=resolve_table).configuration
     detailed = [r for r in rules if _needs_detail(r, screened[r.name])]
     if len(detailed) == len(rules):
         validation = run(rules, " details", detail_format)
@@ -173,6 +175,34 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
         validation.results = [details.get(rule.name) or screened[rule.name] for rule in rules]
     validation.suite_name = name
     return validation
+
+
+def _screen_form(rule: Rule) -> Rule:
+    """The rule as the BOOLEAN_ONLY screen checks it: a uniqueness rule as the equivalent grouping query.
+
+    GX checks ``expect_column_values_to_be_unique`` and ``expect_compound_columns_to_be_unique`` on Spark with a
+    window count over the key, which sorts every row: on Sail about five times the engine CPU of grouping the keys
+    (1.8M silver events: 1.5 s against 0.3 s). The screen only has to say whether some key repeats, so it runs an
+    ``unexpected_rows_expectation`` returning the repeated keys, with the expectation's own null rules (a column's
+    nulls are not values; ``ignore_row_if`` for a column list). A rule that finds repeats, or that has other
+    arguments (``mostly``, a row condition), runs as written in the detail pass, so its reported result is GX's own.
+    """
+    kwargs = dict(rule.kwargs)
+    if rule.expectation == "expect_column_values_to_be_unique" and set(kwargs) == {"column"}:
+        columns = [kwargs["column"]]
+        ignore = "any_value_is_missing"
+    elif rule.expectation == "expect_compound_columns_to_be_unique" and set(kwargs) <= {"column_list", "ignore_row_if"}:
+        columns = list(kwargs["column_list"])
+        ignore = kwargs.get("ignore_row_if", "all_values_are_missing")
+    else:
+        return rule
+    quoted = [f"`{c}`" for c in columns]
+    missing = [f"{c} IS NULL" for c in quoted]
+    where = {"all_values_are_missing": f"WHERE NOT ({' AND '.join(missing)})",
+             "any_value_is_missing": f"WHERE NOT ({' OR '.join(missing)})", "never": ""}[ignore]
+    keys = ", ".join(quoted)
+    query = f"SELECT {keys}, count(*) AS copies FROM {{batch}} {where} GROUP BY {keys} HAVING count(*) > 1"
+    return rule.model_copy(update={"expectation": "unexpected_rows_expectation", "kwargs": {"unexpected_rows_query": query}})
 
 
 def _rule_of(res) -> str:

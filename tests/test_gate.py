@@ -436,3 +436,44 @@ def test_data_docs_are_self_contained_and_render_offline(spark, settings, suite,
     red = sum(1 for p in pixels if p[0] > 200 and p[1] < 90 and p[2] < 100)
     assert grey > 500, f"no bootstrap-styled card in the screenshot ({grey} grey pixels)"
     assert red > 5, f"no Font Awesome status icon in the screenshot ({red} red pixels)"
+
+
+@pytest.mark.unit
+def test_uniqueness_screen_agrees_with_gx(spark, settings, monkeypatch):
+    """The screen checks uniqueness rules by grouping the keys; every verdict and count must be GX's own: a column's
+    nulls are not values, ``ignore_row_if`` decides which rows of a column list count, and a rule that finds repeats
+    is reported by GX's expectation as written."""
+    import expectations.gate as gate
+
+    def unique(name, kwargs, expectation="expect_compound_columns_to_be_unique"):
+        return {"name": name, "expectation": expectation, "kwargs": kwargs, "severity": "warn", "scope": "table",
+                "description": "d"}
+
+    suite = Suite.model_validate({"table": "gold.gate_unique", "description": "d", "rules": [
+        unique("a_unique", {"column": "a"}, "expect_column_values_to_be_unique"),  # nulls repeat: still unique
+        unique("b_unique", {"column": "b"}, "expect_column_values_to_be_unique"),  # x and y twice
+        unique("ab_default", {"column_list": ["a", "b"]}),  # (null, y) twice counts, (null, null) twice does not
+        unique("ab_any", {"column_list": ["a", "b"], "ignore_row_if": "any_value_is_missing"}),
+        unique("ad_default", {"column_list": ["a", "d"]}),  # only (null, null) repeats: ignored
+        unique("ad_never", {"column_list": ["a", "d"], "ignore_row_if": "never"}),  # ... unless never
+        unique("c_mostly", {"column": "c", "mostly": 0.1}, "expect_column_values_to_be_unique"),
+    ]})
+    rows = [("k1", "x", 1, 1), ("k2", "x", 1, 2), (None, "y", 3, 3), (None, "y", 4, 4), (None, None, 5, None),
+            (None, None, 6, None), ("k3", None, None, 7), ("k4", None, None, 8)]
+    df = spark.createDataFrame(rows, "a string, b string, c int, d int")
+
+    def verdicts():
+        result = run_gate(spark, df, table="gold.gate_unique", run_id="publish-u1", settings=settings, suite=suite,
+                          scope="table", index_columns=(), stage=False)
+        configs = [res.expectation_config.type for res in result.validation.results]
+        return {r["name"]: (r["success"], r["unexpected_count"]) for r in result.rules}, configs
+
+    screened, configs = verdicts()
+    assert configs == [r.expectation for r in suite.rules]  # reported under the rules' own expectations
+    monkeypatch.setattr(gate, "_screen_form", lambda rule: rule)  # GX's own check of every rule
+    by_gx, _ = verdicts()
+    assert screened == by_gx
+    assert {name: ok for name, (ok, _) in screened.items()} == {
+        "a_unique": True, "b_unique": False, "ab_default": False, "ab_any": True, "ad_default": True,
+        "ad_never": False, "c_mostly": True}
+    assert (screened["b_unique"][1], screened["ab_default"][1], screened["ad_never"][1]) == (4, 2, 2)
