@@ -109,18 +109,16 @@ def test_storage_lists_local_files(settings):
     assert st.landing_dates("pos", "stores")[0].isoformat() == "2026-01-01"
 
 
-@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.s3)])
-def test_staged_frames_are_compressed_only_on_s3(spark, request, where):
-    """Staging on local disk is written uncompressed (compressing only costs CPU there); on S3, zstd."""
+def _staged_codecs(spark, settings) -> set[str]:
+    """Stage a small frame and return the compression codecs of the Parquet files written."""
     import pyarrow.parquet as pq
 
-    settings = request.getfixturevalue("settings" if where == "local" else "s3_settings")
     st = Storage(settings)
     uri = st.staging_dir("r-codec", "frame")
     df = spark.createDataFrame([(i, f"value {i % 7}") for i in range(200)], "id int, v string")
     back = st.stage_frame(spark, df, uri)
     assert sorted(tuple(r) for r in back.collect()) == sorted(tuple(r) for r in df.collect())
-    fs, path = st.fs(uri)
+    fs, _ = st.fs(uri)
     parts = [f for f in st.list_files(uri, recursive=True) if f.name.endswith(".parquet")]
     assert parts
     codecs = set()
@@ -129,5 +127,17 @@ def test_staged_frames_are_compressed_only_on_s3(spark, request, where):
             meta = pq.ParquetFile(handle).metadata
             codecs |= {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
                        for c in range(meta.num_columns)}
-    assert codecs == ({"UNCOMPRESSED"} if where == "local" else {"ZSTD"})
     st.delete_dir(uri)
+    return codecs
+
+
+def test_staged_frames_are_uncompressed_on_local_disk(spark, settings):
+    """Staging on local disk is written uncompressed: it is read a few times and deleted, so compressing only costs
+    CPU."""
+    assert _staged_codecs(spark, settings) == {"UNCOMPRESSED"}
+
+
+@pytest.mark.s3
+def test_staged_frames_are_zstd_compressed_on_s3(spark, s3_settings):
+    """On S3 the staged bytes cross the network, so they are compressed."""
+    assert _staged_codecs(spark, s3_settings) == {"ZSTD"}
