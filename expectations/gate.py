@@ -9,7 +9,8 @@ How a batch goes through the gate (``run_gate``):
 2. The table's rules of the asked scope run as a GX Checkpoint (ephemeral context, Spark datasource, whole-dataframe
    batch) in two passes: a ``BOOLEAN_ONLY`` screen of every rule (counts only, no row lists), then only the rules
    that found failing rows (or have ``mostly``, or check an aggregate) again with ``result_format`` COMPLETE and
-   ``unexpected_index_column_names = [gate row id, *index_columns]``. A clean rule needs no row lists.
+   ``unexpected_index_column_names = [gate row id, *index_columns]``. A clean rule needs no row lists. The screen
+   checks uniqueness rules by grouping the keys (``_screen_form``); one that finds repeats runs as written.
 3. Failing rows of ``quarantine`` rules are taken from GX's ``unexpected_index_list`` (map expectations), or, for
    ``unexpected_rows_expectation`` (whose GX result holds at most 200 rows), by running the same SQL in Spark over
    the staged batch and collecting the gate row ids. They are grouped per row (every failed rule, sorted, with a
