@@ -159,10 +159,12 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
         result = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=RunIdentifier(run_name=run_id))
         return next(iter(result.run_results.values()))
 
-    screen = run([_screen_form(r) for r in rules], "", {"result_format": "BOOLEAN_ONLY"})
+    forms = [_screen_form(r) for r in rules]
+    screen = run(forms, "", {"result_format": "BOOLEAN_ONLY"})
     screened = {_rule_of(res): res for res in screen.results}
-    for rule in rules:  # a result is reported under the rule's own expectation, whatever the screen ran
-        screened[rule.name].expectation_config = rule.to_gx(resolve_table=resolve_table).configuration
+    for rule, form in zip(rules, forms):  # a result is reported under the rule's own expectation
+        if form is not rule:
+            screened[rule.name].expectation_config = rule.to_gx(resolve_table=resolve_table).configuration
     detailed = [r for r in rules if _needs_detail(r, screened[r.name])]
     if len(detailed) == len(rules):
         validation = run(rules, " details", detail_format)
@@ -188,7 +190,7 @@ def _screen_form(rule: Rule) -> Rule:
     nulls are not values; ``ignore_row_if`` for a column list). A rule that finds repeats, or that has other
     arguments (``mostly``, a row condition), runs as written in the detail pass, so its reported result is GX's own.
     """
-    kwargs = dict(rule.kwargs)
+    kwargs = rule.kwargs
     if rule.expectation == "expect_column_values_to_be_unique" and set(kwargs) == {"column"}:
         columns = [kwargs["column"]]
         ignore = "any_value_is_missing"

@@ -118,12 +118,12 @@ def _staged_codecs(spark, settings) -> set[str]:
     df = spark.createDataFrame([(i, f"value {i % 7}") for i in range(200)], "id int, v string")
     back = st.stage_frame(spark, df, uri)
     assert sorted(tuple(r) for r in back.collect()) == sorted(tuple(r) for r in df.collect())
-    fs, _ = st.fs(uri)
     parts = [f for f in st.list_files(uri, recursive=True) if f.name.endswith(".parquet")]
     assert parts
     codecs = set()
     for part in parts:
-        with fs.open_input_file(st.fs(part.uri)[1]) as handle:
+        fs, path = st.fs(part.uri)
+        with fs.open_input_file(path) as handle:
             meta = pq.ParquetFile(handle).metadata
             codecs |= {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
                        for c in range(meta.num_columns)}
