@@ -66,15 +66,9 @@ JVM_TEST_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.shuffle.par
 CONFORMANCE_EXCLUDED_FIXTURES = frozenset({"settings", "s3_settings", "moto_endpoint", "tmp_path", "tmp_path_factory"})
 
 
-#: The background Apache Spark conformance run of this session (tests/conformance_run.py), if one was started.
-CONFORMANCE_RUN = pytest.StashKey["ConformanceRun"]()
-
-
 def pytest_collection_modifyitems(config, items):
-    """On Sail, move the conformance test to the end of the session (it collects a run that overlaps the other
-    tests); on the JVM engine, keep only the pure transform tests (see TEST_ENGINE)."""
+    """On the JVM engine, keep only the pure transform tests (see TEST_ENGINE)."""
     if TEST_ENGINE != "spark-jvm":
-        items.sort(key=lambda item: item.get_closest_marker("conformance") is not None)  # stable: order kept
         return
     keep, drop = [], []
     for item in items:
@@ -84,23 +78,6 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-def pytest_collection_finish(session):
-    """Start the Apache Spark conformance run in the background when the session will run the conformance test."""
-    if TEST_ENGINE == "spark-jvm" or session.config.option.collectonly:
-        return
-    if any(item.get_closest_marker("conformance") for item in session.items):
-        from tests.conformance_run import ConformanceRun
-
-        session.config.stash[CONFORMANCE_RUN] = ConformanceRun().start()
-
-
-def pytest_sessionfinish(session):
-    """Stop a conformance run the session did not wait for (a stop on the first failure, an interrupt)."""
-    run = session.config.stash.get(CONFORMANCE_RUN, None)
-    if run is not None:
-        run.stop()
 
 
 @pytest.fixture(scope="session")

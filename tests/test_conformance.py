@@ -6,21 +6,21 @@ This test builds (or reuses) the ``.venv-spark`` virtualenv (the project's envir
 transform tests run (those that need nothing but ``spark``: no tmp_path, settings or S3, and not marked
 ``needs_sail``; see tests/conftest.py). Any transform that depends on a Sail-only behaviour fails here.
 
-The run starts in the background as soon as collection ends and overlaps the rest of the suite; this test, moved to
-the end of the session, collects its result (tests/conformance_run.py).
-
 Needs Java 17 and the package registry (the first run downloads pyspark, about 450 MB).
 Run only this: ``.venv/bin/python -m pytest -q -m conformance``.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.conformance_run import SELECTION, ConformanceRun
-from tests.conftest import CONFORMANCE_RUN, TEST_ENGINE
+from tests.conftest import REPO
 
 pytestmark = [pytest.mark.conformance, pytest.mark.timeout(1800)]
 
@@ -28,21 +28,29 @@ pytestmark = [pytest.mark.conformance, pytest.mark.timeout(1800)]
 MIN_TESTS = 100
 
 
-def test_transform_unit_tests_pass_on_apache_spark(request):
-    if TEST_ENGINE == "spark-jvm":
+def test_transform_unit_tests_pass_on_apache_spark():
+    sys.path.insert(0, str(REPO))
+    from bench.spark_venv import ensure, java_version
+
+    if os.environ.get("LAKEHOUSE_TEST_ENGINE") == "spark-jvm":
         pytest.skip("already running on Apache Spark")
-    # Started in the background when collection ended (tests/conftest.py); run here when it was not.
-    run = request.config.stash.get(CONFORMANCE_RUN, None) or ConformanceRun()
-    out = run.result()
-    assert out.java is not None and not out.error, out.error
-    summary = next((line for line in reversed(out.output.splitlines())
-                    if re.search(r"\d+ (passed|failed|error)", line)), "")
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out.output, re.M)
+    java = java_version()
+    assert java is not None, "the conformance run needs Java 17 on PATH (java -version): see the README"
+    t0 = time.perf_counter()
+    python = ensure()
+    built_s = time.perf_counter() - t0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_", "PYSPARK_"))}
+    env.update(LAKEHOUSE_TEST_ENGINE="spark-jvm", PYSPARK_PYTHON=str(python), PYTHONPATH=str(REPO))
+    cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "unit and not needs_sail", "-rfE",
+           "--no-header", "tests"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1700)
+    out = proc.stdout + proc.stderr
+    summary = next((line for line in reversed(out.splitlines()) if re.search(r"\d+ (passed|failed|error)", line)), "")
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
     passed = int(m.group(1)) if (m := re.search(r"(\d+) passed", summary)) else 0
-    print(f"Apache Spark conformance ({out.java}; venv ready in {out.built_s:.0f}s, {out.wall_s:.0f}s in all, "
-          f"-m '{SELECTION}'): {summary}")
-    assert out.returncode == 0 and not failed, (
+    print(f"Apache Spark conformance ({java}; venv ready in {built_s:.0f}s): {summary}")
+    assert proc.returncode == 0 and not failed, (
         f"transforms that fail on Apache Spark but pass on Sail ({summary}):\n  " + "\n  ".join(failed or ["(see output)"])
-        + "\n\n" + out.output[-6000:]
+        + "\n\n" + out[-6000:]
     )
     assert passed >= MIN_TESTS, f"only {passed} transform tests ran on Apache Spark (expected >= {MIN_TESTS}): {summary}"
