@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.identity_config import COMPARISON_LEVELS, IdentityConfig
 
-from .features import sorted_letters
+from .features import sorted_letters, with_layers
 
 # Feature columns carried into pair comparison (l_* and r_*).
 PAIR_FEATURES: tuple[str, ...] = (
@@ -258,16 +258,16 @@ def score_pairs(pairs_with_features: DataFrame, *, config: IdentityConfig) -> Da
     """Add ``lvl_<comparison>`` levels, ``w_<comparison>`` weights, ``prior_weight``, ``match_weight`` and
     ``match_probability``."""
     levels = comparison_levels()
-    out = pairs_with_features
-    for name, expr in levels.items():
-        out = out.withColumn(f"lvl_{name}", expr)
-    out = out.withColumn("prior_weight", prior_weight(config))
     total = F.col("prior_weight")
     for name in levels:
-        out = out.withColumn(f"w_{name}", _weight(name, F.col(f"lvl_{name}"), config))
         total = total + F.col(f"w_{name}")
-    out = out.withColumn("match_weight", total)
-    return out.withColumn("match_probability", F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -F.col("match_weight"))))
+    return with_layers(pairs_with_features, [
+        {f"lvl_{name}": expr for name, expr in levels.items()},
+        {"prior_weight": prior_weight(config),
+         **{f"w_{name}": _weight(name, F.col(f"lvl_{name}"), config) for name in levels}},
+        {"match_weight": total},
+        {"match_probability": F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -F.col("match_weight")))},
+    ])
 
 
 def apply_rules(scored: DataFrame, *, config: IdentityConfig) -> DataFrame:
@@ -295,13 +295,14 @@ def apply_rules(scored: DataFrame, *, config: IdentityConfig) -> DataFrame:
         # household members share surname, address, landline and family email: evidence that adds up under the
         # independence assumption, so two clearly different first names are never linked probabilistically either
         prob_link = prob_link & (F.col("lvl_first_name") != "different")
-    return (
-        scored.withColumn("_det", rule)
-        .withColumn("match_rule", F.coalesce(F.col("_det"), F.when(prob_link, F.lit(PROBABILISTIC_RULE))))
-        .withColumn("match_score", F.when(F.col("_det").isNotNull(), F.lit(1.0)).otherwise(F.col("match_probability")))
-        .withColumn("is_strong", F.col("_det").isNotNull() | (F.col("match_probability") >= s.strong_threshold))
-        .drop("_det")
-    )
+    return with_layers(scored, [
+        {"_det": rule},
+        {
+            "match_rule": F.coalesce(F.col("_det"), F.when(prob_link, F.lit(PROBABILISTIC_RULE))),
+            "match_score": F.when(F.col("_det").isNotNull(), F.lit(1.0)).otherwise(F.col("match_probability")),
+            "is_strong": F.col("_det").isNotNull() | (F.col("match_probability") >= s.strong_threshold),
+        },
+    ]).drop("_det")
 
 
 def _system(key: str) -> Column:

@@ -170,20 +170,32 @@ def ensure_customer_columns(df: DataFrame) -> DataFrame:
             f"customer records lack key column(s) {missing_required}; identity resolution needs silver.customers "
             f"with at least {list(REQUIRED_COLUMNS)}"
         )
-    out = df
-    for name in SILVER_CUSTOMER_COLUMNS:
-        if name not in df.columns:
-            out = out.withColumn(name, F.lit(None).cast(_TYPES.get(name, "string")))
-    return out
+    missing = {
+        name: F.lit(None).cast(_TYPES.get(name, "string")) for name in SILVER_CUSTOMER_COLUMNS if name not in df.columns
+    }
+    return df.withColumns(missing) if missing else df
 
 
-def _contact_derivations() -> list[tuple[str, Column]]:
-    """The features derived from ``f_email`` and ``f_phone`` (in order): built by :func:`normalize_customers` and
+def with_layers(df: DataFrame, layers: list[dict[str, Column]]) -> DataFrame:
+    """``df`` with each layer's columns added (or replaced) in one projection; a layer's expressions may reference
+    only columns of ``df`` and of earlier layers.
+
+    Derived features are built in small expressions that reference earlier columns: one deeply nested expression per
+    feature makes Sail's planner slow. One projection per column made Apache Spark's analyzer slow instead: the
+    features of 30 records (a 70-projection chain, which later steps reference about ten times) took it 17 s to plan.
+    """
+    for layer in layers:
+        if layer:
+            df = df.withColumns(layer)
+    return df
+
+
+def _contact_derivations() -> list[dict[str, Column]]:
+    """The layers of features derived from ``f_email`` and ``f_phone``: built by :func:`normalize_customers` and
     built again by :func:`remove_frequent_identifiers` once a too-frequent email or phone is nulled."""
     return [
-        ("f_email_local", email_local_part(F.col("f_email"))),
-        ("f_email_named", email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last"))),
-        ("f_phone_last", F.substring("f_phone", -7, 7)),
+        {"f_email_local": email_local_part(F.col("f_email")), "f_phone_last": F.substring("f_phone", -7, 7)},
+        {"f_email_named": email_local_is_name(F.col("f_email_local"), F.col("f_first"), F.col("f_last"))},
     ]
 
 
@@ -192,55 +204,51 @@ def normalize_customers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     p = config.placeholders
     d = ensure_customer_columns(df)
     split_first, split_last = _split_full_name(F.col("full_name"))
-    # Built in small steps that reference earlier columns: one deeply nested expression per feature makes the
-    # engine's planner slow, a chain of projections does not.
-    steps: list[tuple[str, Column]] = [
-        ("record_key", F.concat_ws(":", F.col("source_system"), F.col("source_customer_id"))),
-        ("_first_src", F.coalesce(F.col("first_name"), split_first)),
-        ("_last_src", F.coalesce(F.col("last_name"), split_last)),
-        ("_first_tok", name_token(first_token(F.col("_first_src")))),
-        ("f_first", _drop_listed(F.col("_first_tok"), p.name_denylist, "name")),
-        ("_last_tok", name_token(F.col("_last_src"))),
-        ("f_last", _drop_listed(F.col("_last_tok"), p.name_denylist, "name")),
-        ("_email_ok", email_candidate(F.col("email"))),
-        ("f_email", drop_listed_email(F.col("_email_ok"), config)),
-        ("_phone_digits", phone_digits(F.col("phone_e164"))),
-        ("f_phone", phone_from_digits(F.col("_phone_digits"), config)),
-        ("_loyalty_tok", code_token(F.col("loyalty_card"))),
-        ("f_loyalty", _drop_listed(F.col("_loyalty_tok"), p.text_denylist, "code")),
-        ("f_dob", normalize_dob(F.col("date_of_birth"), F.coalesce(F.col("created_at"), F.col("updated_at")), config)),
-        ("_postcode_tok", code_token(F.col("postcode"))),
-        ("f_postcode", _drop_listed(F.col("_postcode_tok"), p.text_denylist, "code")),
-        ("_city_tok", F.regexp_replace(clean_text(F.col("city")), r"^st ", "saint ")),
-        ("f_city", _drop_listed(F.col("_city_tok"), p.text_denylist)),
-        ("_address_tok", address_token(F.col("address_line1"))),
-        ("f_address", _drop_listed(F.col("_address_tok"), p.text_denylist)),
-    ]
+    raw_tokens = {  # from the silver columns alone
+        "record_key": F.concat_ws(":", F.col("source_system"), F.col("source_customer_id")),
+        "_first_tok": name_token(first_token(F.coalesce(F.col("first_name"), split_first))),
+        "_last_tok": name_token(F.coalesce(F.col("last_name"), split_last)),
+        "_email_ok": email_candidate(F.col("email")),
+        "_phone_digits": phone_digits(F.col("phone_e164")),
+        "_loyalty_tok": code_token(F.col("loyalty_card")),
+        "f_dob": normalize_dob(F.col("date_of_birth"), F.coalesce(F.col("created_at"), F.col("updated_at")), config),
+        "_postcode_tok": code_token(F.col("postcode")),
+        "_city_tok": F.regexp_replace(clean_text(F.col("city")), r"^st ", "saint "),
+        "_address_tok": address_token(F.col("address_line1")),
+    }
+    features = {  # placeholders and deny-listed values dropped
+        "f_first": _drop_listed(F.col("_first_tok"), p.name_denylist, "name"),
+        "f_last": _drop_listed(F.col("_last_tok"), p.name_denylist, "name"),
+        "f_email": drop_listed_email(F.col("_email_ok"), config),
+        "f_phone": phone_from_digits(F.col("_phone_digits"), config),
+        "f_loyalty": _drop_listed(F.col("_loyalty_tok"), p.text_denylist, "code"),
+        "f_postcode": _drop_listed(F.col("_postcode_tok"), p.text_denylist, "code"),
+        "f_city": _drop_listed(F.col("_city_tok"), p.text_denylist),
+        "f_address": _drop_listed(F.col("_address_tok"), p.text_denylist),
+    }
+    d = with_layers(d, [raw_tokens, features])
     # The nickname columns (_nick, _nick_set, _initials) of each record's first name.
-    after_names: list[tuple[str, Column]] = [
-        ("f_first_canonical", F.coalesce(F.col("_nick"), F.col("f_first"))),
-        ("f_first_names", F.split(F.coalesce(F.col("_nick_set"), F.col("f_first")), r"\|")),
-        ("f_first_letters", sorted_letters("f_first")),
-        ("f_first_soundex", F.when(F.length("f_first") > 1, F.soundex("f_first"))),
-        ("f_first_initial", F.substring("f_first", 1, 1)),
-        # every letter the name may be abbreviated to (its own, and those of its nicknames: Olivia -> O. or L.)
-        ("f_first_initials", F.when(F.length("f_first") > 1, F.coalesce(F.col("_initials"), F.col("f_first_initial")))),
-        ("f_first_known", F.when(F.length("f_first") > 1, F.col("_initials").isNotNull())),  # a listed name
-        ("f_last_letters", sorted_letters("f_last")),
-        ("f_last_soundex", F.soundex("f_last")),
-        ("f_last_prefix", F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3))),
-        *_contact_derivations(),
-        ("f_birth_year", F.year("f_dob").cast("string")),
-        ("f_postcode_district", F.when(F.col("f_postcode").rlike(_GB_POSTCODE), F.expr("substring(f_postcode, 1, length(f_postcode) - 3)"))),
-        ("f_house_number", F.nullif(F.regexp_extract("f_address", r"(\d+)", 1), F.lit(""))),
-    ]
-    for name, expr in steps:
-        d = d.withColumn(name, expr)
     names = first_name_table(d.sparkSession)
     d = d.join(names, d["f_first"] == names["_nick_key"], "left").drop("_nick_key")
-    for name, expr in after_names:
-        d = d.withColumn(name, expr)
-    return d.drop(*[name for name, _ in steps if name.startswith("_")], "_nick", "_nick_set", "_initials")
+    first_initial = F.substring("f_first", 1, 1)
+    derived = {
+        "f_first_canonical": F.coalesce(F.col("_nick"), F.col("f_first")),
+        "f_first_names": F.split(F.coalesce(F.col("_nick_set"), F.col("f_first")), r"\|"),
+        "f_first_letters": sorted_letters("f_first"),
+        "f_first_soundex": F.when(F.length("f_first") > 1, F.soundex("f_first")),
+        "f_first_initial": first_initial,
+        # every letter the name may be abbreviated to (its own, and those of its nicknames: Olivia -> O. or L.)
+        "f_first_initials": F.when(F.length("f_first") > 1, F.coalesce(F.col("_initials"), first_initial)),
+        "f_first_known": F.when(F.length("f_first") > 1, F.col("_initials").isNotNull()),  # a listed name
+        "f_last_letters": sorted_letters("f_last"),
+        "f_last_soundex": F.soundex("f_last"),
+        "f_last_prefix": F.when(F.length("f_last") >= 3, F.substring("f_last", 1, 3)),
+        "f_birth_year": F.year("f_dob").cast("string"),
+        "f_postcode_district": F.when(F.col("f_postcode").rlike(_GB_POSTCODE), F.expr("substring(f_postcode, 1, length(f_postcode) - 3)")),
+        "f_house_number": F.nullif(F.regexp_extract("f_address", r"(\d+)", 1), F.lit("")),
+    }
+    d = with_layers(d, [derived, *_contact_derivations()])
+    return d.drop(*[name for name in (*raw_tokens, *features) if name.startswith("_")], "_nick", "_nick_set", "_initials")
 
 
 def first_name_table(spark) -> DataFrame:
@@ -262,31 +270,33 @@ def _count_by(col: str) -> Column:
 
 def remove_frequent_identifiers(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     """Null strong identifiers shared by more records than ``max_value_frequency`` allows (placeholders)."""
-    out = df
     caps = config.placeholders.max_value_frequency
-    for key, col in (("email", "f_email"), ("phone", "f_phone"), ("loyalty_card", "f_loyalty")):
-        cap = caps.get(key)
-        if cap is not None:
-            out = out.withColumn("_n", _count_by(col)).withColumn(col, F.when(F.col("_n") <= cap, F.col(col))).drop("_n")
+    capped = {col: cap for key, col in (("email", "f_email"), ("phone", "f_phone"), ("loyalty_card", "f_loyalty"))
+              if (cap := caps.get(key)) is not None}
+    counts = {f"_n_{col}": _count_by(col) for col in capped}
+    kept = {col: F.when(F.col(f"_n_{col}") <= cap, F.col(col)) for col, cap in capped.items()}
     # derived values follow their source
-    for name, expr in _contact_derivations():
-        out = out.withColumn(name, expr)
-    return out
+    return with_layers(df, [counts, kept, *_contact_derivations()]).drop(*counts)
 
 
 def add_term_frequencies(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     """Add ``f_first_u`` / ``f_last_u`` (the bucketed share of records carrying the same name, the tf u) and
     ``f_population`` (the bucketed record count)."""
     tf = config.term_frequency
-    out = df.withColumn("_total", F.count(F.lit(1)).over(Window.partitionBy()))
-    for col in ("f_first", "f_last"):
+    names = ("f_first", "f_last")
+    counts = {"_total": F.count(F.lit(1)).over(Window.partitionBy()), **{f"_n_{col}": _count_by(col) for col in names}}
+
+    def u(col: str) -> Column:
         # bucket to the power of two (centre of the bucket) so small count changes rarely move a weight
-        share = _count_by(col) / F.col("_total")
-        bucketed = F.pow(F.lit(2.0), F.floor(F.log2(share)) + 0.5)
-        u = F.least(F.greatest(bucketed, F.lit(tf.min_u)), F.lit(tf.max_u))
-        out = out.withColumn(f"{col}_u", F.when(F.col(col).isNotNull(), u))
-    # the population the prior match probability scales with, bucketed to half powers of two (like the names)
-    return out.withColumn("f_population", F.pow(F.lit(2.0), F.floor(F.log2("_total") * 2) / 2)).drop("_total")
+        bucketed = F.pow(F.lit(2.0), F.floor(F.log2(F.col(f"_n_{col}") / F.col("_total"))) + 0.5)
+        return F.when(F.col(col).isNotNull(), F.least(F.greatest(bucketed, F.lit(tf.min_u)), F.lit(tf.max_u)))
+
+    weights = {
+        **{f"{col}_u": u(col) for col in names},
+        # the population the prior match probability scales with, bucketed to half powers of two (like the names)
+        "f_population": F.pow(F.lit(2.0), F.floor(F.log2("_total") * 2) / 2),
+    }
+    return with_layers(df, [counts, weights]).drop(*counts)
 
 
 def _one_keystroke_keys(col: str) -> Column:
@@ -330,14 +340,12 @@ def add_name_typos(df: DataFrame, *, config: IdentityConfig) -> DataFrame:
     last_forms = name_typo_fixes(df, "f_last", config=config).groupBy("_v").agg(F.collect_set("_w").alias("_lf"))
     out = df.join(first_forms, df["f_first"] == first_forms["_v"], "left").drop("_v")
     out = out.join(last_forms, out["f_last"] == last_forms["_v"], "left").drop("_v")
-    return (
-        out.withColumn(
-            "f_first_forms",
-            F.when(F.col("_ff").isNotNull(), F.array_sort(F.array_distinct(F.concat(F.array("f_first"), F.col("f_first_names"), F.col("_ff"))))),
-        )
-        .withColumn("f_last_forms", F.when(F.col("_lf").isNotNull(), F.array_sort(F.array_distinct(F.array_union(F.array("f_last"), F.col("_lf"))))))
-        .drop("_ff", "_lf")
-    )
+    return out.withColumns({
+        "f_first_forms": F.when(
+            F.col("_ff").isNotNull(), F.array_sort(F.array_distinct(F.concat(F.array("f_first"), F.col("f_first_names"), F.col("_ff"))))
+        ),
+        "f_last_forms": F.when(F.col("_lf").isNotNull(), F.array_sort(F.array_distinct(F.array_union(F.array("f_last"), F.col("_lf"))))),
+    }).drop("_ff", "_lf")
 
 
 _FEATURE_OF_KEY = {
