@@ -38,7 +38,10 @@ def cfg():
 
 
 def _records(spark, rows, cfg):
-    return prepare_records(spark.createDataFrame(rows, SCHEMA), config=cfg)
+    """The prepared records of ``rows``, computed once and read back, as the identity flow stages them before pairing
+    and scoring (which reference them several times: unstaged, Apache Spark plans the features about 40 times)."""
+    records = prepare_records(spark.createDataFrame(rows, SCHEMA), config=cfg)
+    return spark.createDataFrame(records.collect(), records.schema)
 
 
 def _by_key(df, *cols):
