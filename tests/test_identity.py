@@ -39,7 +39,8 @@ def cfg():
 
 def _records(spark, rows, cfg):
     """The prepared records of ``rows``, computed once and read back, as the identity flow stages them before pairing
-    and scoring (which reference them several times: unstaged, Apache Spark plans the features about 40 times)."""
+    and scoring (which reference them several times: unstaged, Apache Spark analyzed the feature chain dozens of
+    times per score)."""
     records = prepare_records(spark.createDataFrame(rows, SCHEMA), config=cfg)
     return spark.createDataFrame(records.collect(), records.schema)
 
