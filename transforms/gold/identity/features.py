@@ -404,7 +404,7 @@ def prepare_records(df: DataFrame, *, config: IdentityConfig, stage=None) -> Dat
     them and join back (name typos, blocking keys): the engine would otherwise compute them once per branch.
     """
     features = (
-        ensure_customer_columns(df).transform(lambda x: normalize_customers(x, config=config))
+        normalize_customers(df, config=config)
         .transform(lambda x: remove_frequent_identifiers(x, config=config))
         .transform(lambda x: add_term_frequencies(x, config=config))
     )
