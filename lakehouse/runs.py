@@ -7,7 +7,7 @@ import json
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from lakehouse import delta
 from lakehouse.catalog import PIPELINE_RUNS
@@ -56,7 +56,8 @@ class TableRun:
         return self.rows_in == self.rows_out + self.rows_quarantined + self.rows_deduplicated + self.rows_rejected
 
     def as_row(self) -> dict:
-        row = asdict(self)
+        """The run as a ``system.pipeline_runs`` row (gate results as JSON)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}  # not asdict: it deep-copies the gate results
         row["gate_results"] = json.dumps(self.gate_results, default=str)
         row["balanced"] = self.balanced
         row["started_at"] = self.started_at.replace(tzinfo=None)
@@ -89,6 +90,6 @@ def record_runs(spark, settings: Settings, runs: list[TableRun]) -> None:
         if r.flow_run_id is None:
             r.flow_run_id = _current_flow_run_id.get()
     cols = [c.split()[0] for c in PIPELINE_RUNS_SCHEMA.split(", ")]
-    rows = [tuple(r.as_row()[c] for c in cols) for r in runs]
+    rows = [tuple(row[c] for c in cols) for row in (r.as_row() for r in runs)]
     df = spark.createDataFrame(rows, PIPELINE_RUNS_SCHEMA)
     delta.append(df, PIPELINE_RUNS, settings)
