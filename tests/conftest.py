@@ -14,6 +14,28 @@ import pytest
 
 from lakehouse.processes import stop_process
 
+
+def _import_spark_connect_in_an_xdist_worker() -> None:
+    """Import PySpark's Spark Connect package the way it expects to be imported, in a pytest-xdist worker.
+
+    A worker runs under execnet, whose ``__main__`` module has neither ``__spec__`` nor ``__file__``. The package's
+    import-time check (``pyspark.sql.connect.utils.check_dependencies``) takes that for a doctest run and then looks
+    for a full Spark distribution, exiting the worker when there is none. The check runs once, at import, so the
+    package is imported here with a ``__file__`` set for the moment; it is removed again at once, because
+    ``multiprocessing`` (spawn) would try to run a ``__main__.__file__`` in its children.
+    """
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is not None or hasattr(main, "__file__") or "pyspark.sql.connect" in sys.modules:
+        return
+    main.__file__ = __file__
+    try:
+        import pyspark.sql.connect  # noqa: F401
+    finally:
+        del main.__file__
+
+
+_import_spark_connect_in_an_xdist_worker()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
