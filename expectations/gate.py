@@ -160,10 +160,14 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
         return next(iter(result.run_results.values()))
 
     forms = [_screen_form(r) for r in rules]
-    screen = run(forms, "", {"result_format": "BOOLEAN_ONLY"})
+    counted = _count_sql_rules(batch, [(r, f) for r, f in zip(rules, forms) if f.row_source == ROW_SOURCE_SQL],
+                               resolve_table=resolve_table)
+    screen = run([f for r, f in zip(rules, forms) if r.name not in counted], "", {"result_format": "BOOLEAN_ONLY"})
     screened = {_rule_of(res): res for res in screen.results}
     for rule, form in zip(rules, forms):  # a result is reported under the rule's own expectation
-        if form is not rule:
+        if rule.name in counted:
+            screened[rule.name] = _counted_result(rule, counted[rule.name], resolve_table=resolve_table)
+        elif form is not rule:
             screened[rule.name].expectation_config = rule.to_gx(resolve_table=resolve_table).configuration
     detailed = [r for r in rules if _needs_detail(r, screened[r.name])]
     if len(detailed) == len(rules):
@@ -176,8 +180,66 @@ def _run_checkpoint(batch, suite: Suite, rules: list[Rule], *, scope: str, run_i
             if rule.name not in details:
                 screened[rule.name].result = clean(rule)
         validation.results = [details.get(rule.name) or screened[rule.name] for rule in rules]
+        _restate(validation)
     validation.suite_name = name
     return validation
+
+
+def _count_sql_rules(batch, pairs: list[tuple[Rule, Rule]], *, resolve_table) -> dict[str, int]:
+    """The screen of the SQL rules: how many rows each one's query returns, all in one Spark query.
+
+    GX runs an ``unexpected_rows_expectation`` as two queries (its rows and their count), each with its own temporary
+    view: four to five Spark Connect round trips per rule, and the rule's query executed twice. Here every SQL rule
+    of the pass (``pairs``: rule, screen form) is one branch of a ``UNION ALL`` over one temporary view of the batch.
+    Only rules that return rows go on to GX (the detail pass runs them as written); a rule that returns none is
+    reported as GX reports a clean one. If the combined query does not run (a rule's SQL is broken), nothing is
+    counted and GX screens the SQL rules one by one as before, so the broken rule gets GX's own error.
+    """
+    if not pairs:
+        return {}
+    from lakehouse.delta import temp_view
+
+    spark = batch.sparkSession
+    view = temp_view(batch, "gate_screen")
+    branches = []
+    for i, (_, form) in enumerate(pairs):
+        query = form.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view).strip().rstrip(";")
+        branches.append(f"SELECT {i} AS rule_index, count(*) AS unexpected FROM ({query}) AS rule_{i}")
+    try:
+        rows = spark.sql(" UNION ALL ".join(branches)).collect()
+    except Exception:  # noqa: BLE001 - GX screens them one by one and reports the failing rule's error
+        return {}
+    finally:
+        spark.catalog.dropTempView(view)
+    counts = {int(r["rule_index"]): int(r["unexpected"]) for r in rows}
+    if set(counts) != set(range(len(pairs))):
+        return {}
+    return {rule.name: counts[i] for i, (rule, _) in enumerate(pairs)}
+
+
+def _counted_result(rule: Rule, unexpected: int, *, resolve_table):
+    """A SQL rule's screen result from its row count, in GX's form (a BOOLEAN_ONLY ``unexpected_rows_expectation``)."""
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    return ExpectationValidationResult(
+        success=unexpected == 0,
+        expectation_config=rule.to_gx(resolve_table=resolve_table).configuration,
+        result={"observed_value": unexpected},
+        exception_info={"raised_exception": False, "exception_traceback": None, "exception_message": None},
+    )
+
+
+def _restate(validation) -> None:
+    """Success and statistics of a suite result from its results (some of them were not GX's screen's own)."""
+    results = validation.results
+    good = sum(1 for r in results if r.success)
+    validation.success = good == len(results)
+    validation.statistics = {
+        "evaluated_expectations": len(results),
+        "successful_expectations": good,
+        "unsuccessful_expectations": len(results) - good,
+        "success_percent": 100.0 * good / len(results) if results else None,
+    }
 
 
 def _screen_form(rule: Rule) -> Rule:

@@ -182,20 +182,33 @@ def test_quarantine_rule_with_mostly_still_takes_its_failing_rows_out(spark, set
 def test_clean_rules_are_screened_and_only_the_others_run_again_with_details(spark, settings, suite, monkeypatch):
     import great_expectations as gx
 
+    import expectations.gate as gate
+
     checkpoints: list[list[str]] = []
-    real_run = gx.Checkpoint.run
+    sql_counts: list[list[str]] = []
+    real_run, real_count = gx.Checkpoint.run, gate._count_sql_rules
 
     def spy(self, *args, **kwargs):
         checkpoints.append(sorted(e.meta["rule"] for v in self.validation_definitions for e in v.suite.expectations))
         return real_run(self, *args, **kwargs)
 
-    monkeypatch.setattr(gx.Checkpoint, "run", spy)
-    row_rules = sorted(r.name for r in suite.for_scope("row"))
+    def count_spy(batch, pairs, **kwargs):
+        sql_counts.append(sorted(rule.name for rule, _ in pairs))
+        return real_count(batch, pairs, **kwargs)
 
-    # Rows that pass every rule: one BOOLEAN_ONLY screen, then details only for the aggregate rule.
+    monkeypatch.setattr(gx.Checkpoint, "run", spy)
+    monkeypatch.setattr(gate, "_count_sql_rules", count_spy)
+    row_rules = sorted(r.name for r in suite.for_scope("row"))
+    # SQL rules (and uniqueness rules, screened as SQL) are counted in one Spark query; GX screens the others.
+    sql_rules = ["email_unique", "line_key_unique", "line_total_matches"]
+    gx_screened = sorted(set(row_rules) - set(sql_rules))
+
+    # Rows that pass every rule: one count of the SQL rules, one BOOLEAN_ONLY screen of the others, then details
+    # only for the aggregate rule.
     clean = spark.createDataFrame([ROWS[0], ROWS[3], ROWS[4]], SCHEMA)
     result = run_gate(spark, clean, table=TABLE, run_id="refine-t9", settings=settings, suite=suite)
-    assert checkpoints == [row_rules, ["batch_not_empty"]]
+    assert sql_counts == [sql_rules]
+    assert checkpoints == [gx_screened, ["batch_not_empty"]]
     assert all(r["success"] for r in result.rules)
     assert {r["name"]: r["unexpected_count"] for r in result.rules if r["name"] != "batch_not_empty"} == {
         n: 0 for n in row_rules if n != "batch_not_empty"}
@@ -211,10 +224,42 @@ def test_clean_rules_are_screened_and_only_the_others_run_again_with_details(spa
     checkpoints.clear()
     dirty = spark.createDataFrame([ROWS[0], ROWS[1], ROWS[3]], SCHEMA)
     result = run_gate(spark, dirty, table=TABLE, run_id="refine-t10", settings=settings, suite=suite)
-    assert checkpoints == [row_rules, ["batch_not_empty", "sku_not_null"]]
+    assert checkpoints == [gx_screened, ["batch_not_empty", "sku_not_null"]]
     assert [r["failed_rules"] for r in result.quarantined.collect()] == [["sku_not_null"]]
     assert _keys(result.passed) == [("a.csv", 1), ("a.csv", 4)]
     assert result.validation.success is False
+    assert result.validation.statistics["unsuccessful_expectations"] == 1
+    result.cleanup(settings)
+
+    # A failing SQL rule is counted, then run by GX as written in the detail pass; the split is GX's and the SQL's.
+    checkpoints.clear()
+    wrong_total = line("a.csv", 8, "o6", 1, "SKU-0006", 1, "2.00", "0.00", "3.00")
+    result = run_gate(spark, spark.createDataFrame([ROWS[0], wrong_total], SCHEMA), table=TABLE, run_id="refine-t11",
+                      settings=settings, suite=suite)
+    assert checkpoints == [gx_screened, ["batch_not_empty", "line_total_matches"]]
+    by_name = {r["name"]: r for r in result.rules}
+    assert (by_name["line_total_matches"]["success"], by_name["line_total_matches"]["unexpected_count"]) == (False, 1)
+    assert [(json.loads(r["index_key"])["_line_number"], r["failed_rules"]) for r in result.quarantined.collect()] == [
+        ("8", ["line_total_matches"])]
+    assert _keys(result.passed) == [("a.csv", 1)]
+    result.cleanup(settings)
+
+
+@pytest.mark.unit
+def test_a_broken_sql_rule_is_reported_by_gx_with_its_error(spark, settings):
+    """When the one query counting the SQL rules does not run, GX screens them one by one: the broken rule fails with
+    its own error and the sound one still passes."""
+    suite = Suite.model_validate({"table": TABLE, "description": "d", "rules": [
+        {"name": "total_sane", "expectation": "unexpected_rows_expectation", "severity": "warn", "description": "d",
+         "kwargs": {"unexpected_rows_query": "SELECT * FROM {batch} WHERE line_total > 1000000"}},
+        {"name": "ghost_sql", "expectation": "unexpected_rows_expectation", "severity": "warn", "description": "d",
+         "kwargs": {"unexpected_rows_query": "SELECT ghost FROM {batch}"}},
+    ]})
+    df = spark.createDataFrame([ROWS[0]], SCHEMA)
+    result = run_gate(spark, df, table=TABLE, run_id="refine-t12", settings=settings, suite=suite)
+    by_name = {r["name"]: r for r in result.rules}
+    assert by_name["total_sane"]["success"] is True and not by_name["total_sane"].get("error")
+    assert by_name["ghost_sql"]["success"] is False and "ghost" in by_name["ghost_sql"]["error"]
     result.cleanup(settings)
 
 
