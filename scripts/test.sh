@@ -13,9 +13,9 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
-# Bytecode for the repository's own modules, written once here: where PYTHONDONTWRITEBYTECODE is set (as on this
-# project's CI machines) Python never caches it, and every CLI subprocess of the crash and flow tests compiled them
-# again (about 0.3 s per process).
+# Bytecode for the repository's own modules, written once here: where PYTHONDONTWRITEBYTECODE is set (it is on the
+# machines this project is built on) Python never caches it, and every CLI subprocess of the crash and flow tests
+# compiled them again (about 0.3 s per process).
 .venv/bin/python -m compileall -q lakehouse flows transforms expectations api generator bench >/dev/null
 
 # One pytest worker per core (at most 4). Files, not single tests, go to the workers (--dist loadfile), so each
