@@ -19,5 +19,8 @@ python3 -m venv .venv
 .venv/bin/python -m compileall -q lakehouse flows transforms expectations api generator bench >/dev/null
 
 # One pytest worker per core (at most 4). Files, not single tests, go to the workers (--dist loadfile), so each
-# module-scoped fixture (a generated warehouse, a Prefect server) is built once. Pass -n 0 to run in one process.
-exec .venv/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile "$@"
+# module-scoped fixture (a generated warehouse, a Prefect server) is built once. The longest files are collected
+# first (tests/conftest.py) and handed out in that order (--no-loadscope-reorder; xdist would otherwise start the
+# files with the most tests first, and the two longest files, with 1 and 6 tests, last). Pass -n 0 to run in one
+# process.
+exec .venv/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder "$@"
