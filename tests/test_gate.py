@@ -451,6 +451,10 @@ def _screenshot(page: Path, out: Path, profile: Path) -> None:
 def test_data_docs_are_self_contained_and_render_offline(spark, settings, suite, tmp_path):
     from expectations.docs import build_data_docs, site_dir
 
+    # Clean rows first: the SQL rules' results are the screen's counts, not GX's own; the docs render them too. The
+    # failing run comes last, so that it heads the index (its red status icon is checked in the screenshot below).
+    clean = spark.createDataFrame([ROWS[0], ROWS[3], ROWS[4]], SCHEMA)
+    run_gate(spark, clean, table=TABLE, run_id="refine-docs-clean", settings=settings, suite=suite).cleanup(settings)
     df = spark.createDataFrame(ROWS, SCHEMA)
     run_gate(spark, df, table=TABLE, run_id="refine-docs", settings=settings, suite=suite).cleanup(settings)
     index = Path(build_data_docs(settings, rules_dir=EXAMPLE.parent))
@@ -467,6 +471,8 @@ def test_data_docs_are_self_contained_and_render_offline(spark, settings, suite,
     for css in site.rglob("*.css"):
         assert not _CSS_REMOTE.search(css.read_text(encoding="utf-8")), css
     assert "refine-docs" in index.read_text(encoding="utf-8")
+    [clean_page] = [p for p in pages if "validations" in p.parts and "refine-docs-clean" in str(p)]
+    assert "abs(line_total" in clean_page.read_text(encoding="utf-8")  # the SQL rule, rendered from the screen's count
 
     if _chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium): offline rendering not checked")
