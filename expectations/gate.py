@@ -203,7 +203,7 @@ def _count_sql_rules(batch, pairs: list[tuple[Rule, Rule]], *, resolve_table) ->
     view = temp_view(batch, "gate_screen")
     branches = []
     for i, (_, form) in enumerate(pairs):
-        query = form.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view).strip().rstrip(";")
+        query = _rule_query(form, view, resolve_table=resolve_table).strip().rstrip(";")
         branches.append(f"SELECT {i} AS rule_index, count(*) AS unexpected FROM ({query}) AS rule_{i}")
     try:
         rows = spark.sql(" UNION ALL ".join(branches)).collect()
@@ -215,6 +215,11 @@ def _count_sql_rules(batch, pairs: list[tuple[Rule, Rule]], *, resolve_table) ->
     if set(counts) != set(range(len(pairs))):
         return {}
     return {rule.name: counts[i] for i, (rule, _) in enumerate(pairs)}
+
+
+def _rule_query(rule: Rule, view: str, *, resolve_table) -> str:
+    """A SQL rule's ``unexpected_rows_query`` over the batch registered as ``view``, ``{table:...}`` resolved."""
+    return rule.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view)
 
 
 def _counted_result(rule: Rule, unexpected: int, *, resolve_table):
@@ -377,7 +382,7 @@ def _sql_examples(spark, batch, rules: list[Rule], rule_results: list[dict], *, 
     view = temp_view(batch, "gate_examples")
     try:
         for rule, res in wanted:
-            query = rule.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view)
+            query = _rule_query(rule, view, resolve_table=resolve_table)
             try:
                 rows = spark.sql(query)
                 cols = [c for c in index_columns if c in rows.columns]
@@ -494,7 +499,7 @@ def _failing_rows(spark, batch, rules_by_name: dict[str, Rule], gx_results: dict
                 setdefault(entry[GATE_ROW_ID], []).append((name, reason))
         elif rule.row_source == ROW_SOURCE_SQL:
             view = temp_view(batch, "gate_batch")
-            query = rule.to_gx(resolve_table=resolve_table).unexpected_rows_query.replace("{batch}", view)
+            query = _rule_query(rule, view, resolve_table=resolve_table)
             try:
                 rows = spark.sql(query)
                 if GATE_ROW_ID not in rows.columns:
