@@ -41,6 +41,28 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def _port(value: str) -> int:
+    """A TCP port to listen on. Uvicorn would take 99999 and listen on 99999 - 65536 while printing 99999."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {n}")
+    return n
+
+
+def _seconds(value: str) -> float:
+    """A wait in seconds: 0 or more (``inf`` waits as long as it takes). NaN would never time out, so it is refused."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not x >= 0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value}")
+    return x
+
+
 def _csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -275,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pipeline", help="ingest, refine and publish a day or each day of a range (default: yesterday)")
     _add_dates(p)
-    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
                    help="wait this long when another run holds the day (default: fail at once)")
     p.set_defaults(func=cmd_pipeline)
 
@@ -284,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, help="last day (inclusive), YYYY-MM-DD")
     p.add_argument("--id", help="backfill id to resume under (default: backfill-START-END)")
     p.add_argument("--restart", action="store_true", help="run every day again instead of resuming")
-    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS", help="wait this long for a busy day")
+    p.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS", help="wait this long for a busy day")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="generate three small days and run the pipeline for each (the main job)")
@@ -295,14 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("server", help="start the local Prefect server and UI (telemetry off)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=4200)
+    p.add_argument("--port", type=_port, default=4200)
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("worker", help="create the process work pool if missing and start a Prefect worker")
     p.add_argument("--pool", default="lakehouse")
     p.add_argument("--api-url", help="Prefect API (default: $PREFECT_API_URL or http://127.0.0.1:4200/api)")
     p.add_argument("--deploy", action="store_true", help="deploy prefect.yaml first")
-    p.add_argument("--limit", type=int, help="maximum concurrent flow runs")
+    p.add_argument("--limit", type=_positive_int, help="maximum concurrent flow runs")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("deploy", help="create or update the deployments of prefect.yaml")
@@ -312,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the customer-insights API (uvicorn, one worker) over the published gold")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 

@@ -76,6 +76,37 @@ def test_cli_refine_batch_days_must_be_a_positive_whole_number(tmp_path, value):
     assert "--batch-days" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["serve", "--port", "99999"], "--port"),  # uvicorn would listen on 34463 and print 99999
+    (["serve", "--port", "0"], "--port"),
+    (["server", "--port", "-1"], "--port"),
+    (["serve", "--port", "http"], "--port"),
+    (["pipeline", "--date", "2026-01-01", "--wait-lock", "-1"], "--wait-lock"),
+    (["backfill", "--start", "2026-01-01", "--end", "2026-01-02", "--wait-lock", "nan"], "--wait-lock"),  # never times out
+    (["worker", "--limit", "0"], "--limit"),
+])
+def test_cli_refuses_out_of_range_ports_waits_and_limits(capsys, argv, option):
+    from lakehouse import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err
+
+
+def test_cli_accepts_the_edges_of_those_ranges():
+    from lakehouse import cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["serve", "--port", "65535"]).port == 65535
+    assert parser.parse_args(["server", "--port", "1"]).port == 1
+    assert parser.parse_args(["pipeline", "--date", "2026-01-01", "--wait-lock", "0"]).wait_lock == 0.0
+    assert parser.parse_args(["pipeline", "--date", "2026-01-01", "--wait-lock", "inf"]).wait_lock == float("inf")
+    assert parser.parse_args(["worker", "--limit", "2"]).limit == 2
+    assert parser.parse_args(["serve"]).port == 8000 and parser.parse_args(["server"]).port == 4200
+
+
 def test_cli_refine_batch_days_reaches_refine_days(monkeypatch, tmp_path):
     import flows.refine
     from lakehouse import cli
