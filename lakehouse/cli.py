@@ -31,36 +31,27 @@ def _add_dates(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", help="last day of a range (inclusive), YYYY-MM-DD")
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+def _checked(convert, noun: str, within, rule: str):
+    """An argparse type: ``convert`` the text (else "expected <noun>"), then refuse a value outside ``within`` with
+    ``rule`` and the text as given."""
+
+    def parse(value: str):
+        try:
+            x = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {value!r}") from None
+        if not within(x):  # a comparison with NaN is false, so NaN is refused too
+            raise argparse.ArgumentTypeError(f"{rule}, got {value.strip()}")
+        return x
+
+    return parse
 
 
-def _port(value: str) -> int:
-    """A TCP port to listen on. Uvicorn would take 99999 and listen on 99999 - 65536 while printing 99999."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
-    if not 1 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {n}")
-    return n
-
-
-def _seconds(value: str) -> float:
-    """A wait in seconds: 0 or more (``inf`` waits as long as it takes). NaN would never time out, so it is refused."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not x >= 0:  # also false for NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value}")
-    return x
+_positive_int = _checked(int, "a whole number", lambda n: n >= 1, "must be at least 1")
+# Uvicorn would take port 99999 and listen on 99999 - 65536 while printing 99999.
+_port = _checked(int, "a port number", lambda n: 1 <= n <= 65535, "must be a port number from 1 to 65535")
+# ``inf`` waits as long as it takes; NaN would never time out.
+_seconds = _checked(float, "a number of seconds", lambda x: x >= 0, "must be 0 or more seconds")
 
 
 def _csv_list(value: str | None) -> list[str] | None:
