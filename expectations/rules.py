@@ -75,6 +75,31 @@ def _import_gx() -> None:
 
 _warm_up: list = []
 
+#: What a run's own threads import while GX loads beside them, and GX imports too: the data libraries and the Spark
+#: Connect client (GX's ``compatibility.pyspark`` imports these ``pyspark`` modules). :func:`warm_up_gx` imports them
+#: in the caller's thread before it starts the GX thread. Two threads importing one package graph for the first time
+#: at once can leave one of them holding the other's half-initialised module (Python breaks the module-lock deadlock
+#: that way): ``pyspark.errors.utils`` imports ``pyspark`` itself, and a ``lakehouse pipeline`` in CI failed with
+#: "cannot import name 'is_remote_only' from partially initialized module 'pyspark.util'" when ``get_spark`` and the
+#: GX thread imported pyspark together. ``tests/test_gx_warm_up.py`` checks that this list covers every module an
+#: ingest and GX both import.
+SHARED_IMPORTS = (
+    "numpy", "pandas", "pyarrow",
+    "pyspark", "pyspark.errors", "pyspark.sql", "pyspark.sql.functions", "pyspark.sql.types", "pyspark.sql.window",
+    "pyspark.sql.readwriter", "pyspark.sql.connect.session", "pyspark.sql.connect.dataframe",
+)
+
+
+def import_shared() -> None:
+    """Import :data:`SHARED_IMPORTS` in this thread (one missing here is missing for GX too: the gate reports it)."""
+    import importlib
+
+    for name in SHARED_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
 
 def warm_up_gx() -> None:
     """Start importing Great Expectations in a background thread and return at once.
@@ -89,13 +114,7 @@ def warm_up_gx() -> None:
 
     if _warm_up or "great_expectations.expectations" in sys.modules:
         return
-    # The libraries the caller's thread may be importing at the same time as GX are imported here first (two threads
-    # importing the same package graph at once can deadlock on Python's module locks; GX's own modules are imported
-    # only by this thread or by a gate, which then just waits).
-    import importlib
-
-    for shared in ("numpy", "pandas", "pyarrow"):
-        importlib.import_module(shared)
+    import_shared()  # first, in this thread: see SHARED_IMPORTS
 
     def run() -> None:
         try:
