@@ -61,10 +61,11 @@ def summary_lines(results: list[DayResult], settings: Settings) -> list[str]:
 
 def run_demo(settings: Settings, gen: argparse.Namespace) -> int:
     """Generate ``gen.days`` days with the generate command's defaults, run the pipeline for each, print a summary."""
-    from generator import generate
+    from generator import check_parameters, generate
 
     t0 = time.perf_counter()
     start = parse_date(gen.start)
+    check_parameters(days=gen.days, customers=gen.customers, orders_per_day=gen.orders_per_day, bad_share=gen.bad_share)
     print(f"generating {gen.days} day(s) from {start} into {settings.landing_root} ...", flush=True)
     summary = generate(
         settings, start=start, days=gen.days, customers=gen.customers, orders_per_day=gen.orders_per_day,

@@ -5,6 +5,6 @@ and inventory, with realistic identity disagreement, injected bad records and th
 (``lakehouse generate`` on the command line).
 """
 
-from generator.run import DEFAULT_FORMATS, GenerationSummary, generate, resolve_formats
+from generator.run import DEFAULT_FORMATS, GenerationSummary, check_parameters, generate, resolve_formats
 
-__all__ = ["DEFAULT_FORMATS", "GenerationSummary", "generate", "resolve_formats"]
+__all__ = ["DEFAULT_FORMATS", "GenerationSummary", "check_parameters", "generate", "resolve_formats"]

@@ -470,9 +470,8 @@ def _positions(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return order[np.searchsorted(sorted_keys[order], keys)]
 
 
-def generate(settings: Settings, *, start: dt.date, days: int, customers: int, orders_per_day: int, seed: int,
-             bad_share: float = 0.01, formats: dict[str, str] | None = None, progress: bool = False) -> GenerationSummary:
-    """Write ``days`` days of landing files for every built-in source, plus the ground truth; return a summary."""
+def check_parameters(*, days: int, customers: int, orders_per_day: int, bad_share: float = 0.01) -> None:
+    """Refuse a generation too small to mean anything (raises LakehouseError naming the option); before any work."""
     if days < 1:
         raise LakehouseError(f"--days must be at least 1, got {days}")
     if customers < 10:
@@ -481,6 +480,12 @@ def generate(settings: Settings, *, start: dt.date, days: int, customers: int, o
         raise LakehouseError(f"--orders-per-day must be at least 2, got {orders_per_day}")
     if not 0.0 <= bad_share <= 0.2:
         raise LakehouseError(f"--bad-share must be between 0 and 0.2 (a share, e.g. 0.01), got {bad_share}")
+
+
+def generate(settings: Settings, *, start: dt.date, days: int, customers: int, orders_per_day: int, seed: int,
+             bad_share: float = 0.01, formats: dict[str, str] | None = None, progress: bool = False) -> GenerationSummary:
+    """Write ``days`` days of landing files for every built-in source, plus the ground truth; return a summary."""
+    check_parameters(days=days, customers=customers, orders_per_day=orders_per_day, bad_share=bad_share)
     resolved = resolve_formats(formats)
     t0 = time.perf_counter()
     if progress:

@@ -509,3 +509,21 @@ def test_cli_generate_prints_a_summary(tmp_path, monkeypatch, capsys):
     assert code == 0 and "online.order_lines" in out and "bad records" in out
     assert _files(tmp_path, "clickstream", "events", START)[0].suffix == ".csv"
     assert main(["generate", "--days", "0"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--days", "0"], "--days must be at least 1, got 0"),
+    (["--customers", "3"], "--customers must be at least 10, got 3"),
+    (["--orders-per-day", "1"], "--orders-per-day must be at least 2, got 1"),
+])
+def test_cli_demo_refuses_a_too_small_generation_before_announcing_it(tmp_path, monkeypatch, capsys, args, message):
+    from lakehouse.cli import main
+
+    monkeypatch.setenv("LAKEHOUSE_DATA_ROOT", str(tmp_path))
+    for key in ("LAKEHOUSE_LANDING_ROOT", "LAKEHOUSE_WAREHOUSE_ROOT", "LAKEHOUSE_TRUTH_ROOT"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["demo", *args]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert "generating" not in captured.out  # refused before the progress line that announced the work
+    assert not (tmp_path / "landing").exists()
