@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -39,3 +40,31 @@ def generate_landing(data_root: Path, *, start: str, days: int, orders_per_day: 
         raise SystemExit(f"lakehouse generate failed (exit {proc.returncode})")
     summary = json.loads((Path(data_root) / "truth" / "generation.json").read_text())
     return Generated(summary, seconds, proc.stdout)
+
+
+def machine_probe(scale: float = 1.0, repeats: int = 3) -> dict:
+    """How fast this machine is right now, on two fixed single-thread workloads (best of ``repeats``, about 1 s at
+    ``scale=1``): a pure-Python loop (what JSON triage and the driver pay) and SHA-256 over memory (native code, like
+    the engine's hashing). This machine's speed drifts between sessions by a third or more for the same code, so each
+    benchmark records the probe beside its figures: compare runs through it, not across raw seconds alone."""
+    n = max(1, int(2_000_000 * scale))
+    block = bytes(range(256)) * 4096  # 1 MiB
+    mib = max(1, int(64 * scale))
+    loop_s, hash_s = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        acc = 0
+        for i in range(n):
+            acc += i & 7
+        loop_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        h = hashlib.sha256()
+        for _ in range(mib):
+            h.update(block)
+        h.digest()
+        hash_s.append(time.perf_counter() - t0)
+    return {
+        "python_loop_ns_per_iter": round(min(loop_s) / n * 1e9, 1),
+        "sha256_mib_per_s": round(mib / min(hash_s), 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }

@@ -49,7 +49,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import generate_landing  # noqa: E402
+from bench.common import generate_landing, machine_probe  # noqa: E402
 
 LAYERS = ("bronze", "silver", "gold")
 ENGINES = {
@@ -467,6 +467,11 @@ def _print(result: dict) -> None:
     land = result["landing"]
     print(f"\n{result['order_lines']:,} order lines over {result['days']} days, {land['rows_out']:,} landed rows; "
           f"load average {result['load_avg_1m_start']} -> {result['load_avg_1m_end']} on {result['cpus']} CPUs")
+    probe = result.get("machine_probe")
+    if probe:
+        print("machine probe (one thread; compare runs through it, this machine's speed drifts): python loop "
+              f"{probe['start']['python_loop_ns_per_iter']} -> {probe['end']['python_loop_ns_per_iter']} ns/iteration, "
+              f"sha256 {probe['start']['sha256_mib_per_s']} -> {probe['end']['sha256_mib_per_s']} MiB/s")
     n = (result.get("params") or {}).get("refine_batch_days") or 1
     print("bronze and silver: day by day (as the daily pipeline runs)" if n <= 1 else
           f"catch-up: bronze ingests every day in one call; silver refines {n} consecutive days as one batch per table")
@@ -538,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     work.mkdir(parents=True, exist_ok=True)
     load_start = round(os.getloadavg()[0], 2)
+    probe_start = machine_probe()
     try:
         landing, land = _land(args, work)
         land["read_ahead_s"] = _read_ahead(landing)
@@ -561,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         result["summary"] = _summarize(land, runs, land["order_lines"])
         result["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+        result["machine_probe"] = {"start": probe_start, "end": machine_probe()}
     finally:
         if not args.work_dir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
