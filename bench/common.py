@@ -43,7 +43,7 @@ def generate_landing(data_root: Path, *, start: str, days: int, orders_per_day: 
 
 
 def machine_probe(scale: float = 1.0, repeats: int = 3) -> dict:
-    """How fast this machine is right now, on two fixed single-thread workloads (best of ``repeats``, about 1 s at
+    """How fast this machine is right now, on two fixed single-thread workloads (best of ``repeats``, about 0.5 s at
     ``scale=1``): a pure-Python loop (what JSON triage and the driver pay) and SHA-256 over memory (native code, like
     the engine's hashing). This machine's speed drifts between sessions by a third or more for the same code, so each
     benchmark records the probe beside its figures: compare runs through it, not across raw seconds alone."""

@@ -81,8 +81,8 @@ _warm_up: list = []
 #: at once can leave one of them holding the other's half-initialised module (Python breaks the module-lock deadlock
 #: that way): ``pyspark.errors.utils`` imports ``pyspark`` itself, and a ``lakehouse pipeline`` in CI failed with
 #: "cannot import name 'is_remote_only' from partially initialized module 'pyspark.util'" when ``get_spark`` and the
-#: GX thread imported pyspark together. ``tests/test_gx_warm_up.py`` checks that this list covers every module an
-#: ingest and GX both import.
+#: GX thread imported pyspark together. ``tests/test_gx_warm_up.py`` checks that this list covers every module a run
+#: imports before its first gate (ingest, then refine typing a batch) that GX imports too.
 SHARED_IMPORTS = (
     "numpy", "pandas", "pyarrow",
     "pyspark", "pyspark.errors", "pyspark.sql", "pyspark.sql.functions", "pyspark.sql.types", "pyspark.sql.window",
