@@ -40,6 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
 
+def cli_env(data_root, **extra: str) -> dict[str, str]:
+    """The environment of a ``lakehouse`` subprocess: this one's, without any ``LAKEHOUSE_``, ``SPARK_REMOTE`` or
+    ``AWS_`` setting of the caller's shell, rooted at ``data_root``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "SPARK_REMOTE"))}
+    env.update(LAKEHOUSE_DATA_ROOT=str(data_root), **extra)
+    return env
+
+
 MOTO_KEY = "testing"
 MOTO_SECRET = "testing"
 MOTO_REGION = "us-east-1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import cli_env
 from lakehouse import delta
 from lakehouse.catalog import FILE_LEDGER, bronze_table
 from lakehouse.entities import ONLINE_ORDERS, entity
@@ -503,8 +503,7 @@ def test_ingestion_on_s3_is_exactly_once(spark, s3_settings):
 
 @pytest.mark.flow
 def test_cli_ingest_missing_landing_folder_prints_no_traceback(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_REMOTE", "AWS_"))}
-    env["LAKEHOUSE_DATA_ROOT"] = str(tmp_path / "lh")
+    env = cli_env(tmp_path / "lh")
     proc = subprocess.run(
         [sys.executable, "-m", "lakehouse.cli", "ingest", "--date", "2026-01-01"],
         capture_output=True, text=True, env=env, timeout=120,

@@ -35,6 +35,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from conftest import cli_env
 from lakehouse.catalog import GOLD_TABLES, SILVER_TABLES
 from lakehouse.faults import CRASH_POINTS
 
@@ -90,9 +91,7 @@ class Workspace:
 
     def run(self, *args: str, crash: str | None = None, crash_log: Path | None = None) -> subprocess.CompletedProcess:
         """``python -m lakehouse.cli *args`` on the active root; with ``crash`` it must die by SIGKILL."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "SPARK_REMOTE"))}
-        env.update(LAKEHOUSE_DATA_ROOT=str(self.root), PYTHONUNBUFFERED="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                   DO_NOT_TRACK="1")
+        env = cli_env(self.root, PYTHONUNBUFFERED="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
         if crash:
             env["LAKEHOUSE_CRASH_AT"] = crash
         if crash_log:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from conftest import cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,8 +71,7 @@ def _modules(script: str, data_root: Path) -> set[str]:
     """Run ``script`` as a file (PySpark's Connect package refuses a ``-c`` main); the set it prints as RESULT."""
     path = data_root.parent / f"script_{abs(hash(script))}.py"
     path.write_text(textwrap.dedent(script))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "SPARK_REMOTE"))}
-    env.update(LAKEHOUSE_DATA_ROOT=str(data_root), GX_ANALYTICS_ENABLED="false")
+    env = cli_env(data_root, GX_ANALYTICS_ENABLED="false")
     proc = subprocess.run([sys.executable, str(path)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

@@ -472,12 +472,12 @@ def test_refine_on_s3(spark, s3_settings):
 
 def test_cli_refine_and_replay_commands(tmp_path):
     """``lakehouse refine`` and ``lakehouse quarantine replay`` run from the command line; bad input is a sentence."""
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_REMOTE", "AWS_"))}
-    env["LAKEHOUSE_DATA_ROOT"] = str(tmp_path / "lh")
+    from conftest import cli_env
+
+    env = cli_env(tmp_path / "lh")
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "lakehouse.cli", *args], capture_output=True, text=True, env=env,
