@@ -497,17 +497,23 @@ def test_writes_landing_and_truth_to_s3(s3_settings):
         assert storage.exists(f"{s3_settings.truth_root}/{name}")
 
 
-def test_cli_generate_prints_a_summary(tmp_path, monkeypatch, capsys):
-    from lakehouse.cli import main
-
+@pytest.fixture
+def cli_root(tmp_path, monkeypatch):
+    """The data root of an in-process ``lakehouse`` command: tmp_path, with no landing/warehouse/truth override."""
     monkeypatch.setenv("LAKEHOUSE_DATA_ROOT", str(tmp_path))
     for key in ("LAKEHOUSE_LANDING_ROOT", "LAKEHOUSE_WAREHOUSE_ROOT", "LAKEHOUSE_TRUTH_ROOT"):
         monkeypatch.delenv(key, raising=False)
+    return tmp_path
+
+
+def test_cli_generate_prints_a_summary(cli_root, capsys):
+    from lakehouse.cli import main
+
     code = main(["generate", "--days", "1", "--customers", "50", "--orders-per-day", "30", "--quiet",
                  "--format", "clickstream=csv"])
     out = capsys.readouterr().out
     assert code == 0 and "online.order_lines" in out and "bad records" in out
-    assert _files(tmp_path, "clickstream", "events", START)[0].suffix == ".csv"
+    assert _files(cli_root, "clickstream", "events", START)[0].suffix == ".csv"
     assert main(["generate", "--days", "0"]) == 2
 
 
@@ -516,14 +522,11 @@ def test_cli_generate_prints_a_summary(tmp_path, monkeypatch, capsys):
     (["--customers", "3"], "--customers must be at least 10, got 3"),
     (["--orders-per-day", "1"], "--orders-per-day must be at least 2, got 1"),
 ])
-def test_cli_demo_refuses_a_too_small_generation_before_announcing_it(tmp_path, monkeypatch, capsys, args, message):
+def test_cli_demo_refuses_a_too_small_generation_before_announcing_it(cli_root, capsys, args, message):
     from lakehouse.cli import main
 
-    monkeypatch.setenv("LAKEHOUSE_DATA_ROOT", str(tmp_path))
-    for key in ("LAKEHOUSE_LANDING_ROOT", "LAKEHOUSE_WAREHOUSE_ROOT", "LAKEHOUSE_TRUTH_ROOT"):
-        monkeypatch.delenv(key, raising=False)
     assert main(["demo", *args]) == 2
     captured = capsys.readouterr()
     assert message in captured.err
     assert "generating" not in captured.out  # refused before the progress line that announced the work
-    assert not (tmp_path / "landing").exists()
+    assert not (cli_root / "landing").exists()
