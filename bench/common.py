@@ -66,5 +66,4 @@ def machine_probe(scale: float = 1.0, repeats: int = 3) -> dict:
     return {
         "python_loop_ns_per_iter": round(min(loop_s) / n * 1e9, 1),
         "sha256_mib_per_s": round(mib / min(hash_s), 1),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
