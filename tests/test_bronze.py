@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
+import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli_env
+from conftest import DATASETS, cli_env
 from lakehouse import delta
 from lakehouse.catalog import FILE_LEDGER, bronze_table
 from lakehouse.entities import ONLINE_ORDERS, entity
 from lakehouse.errors import LandingNotFound, SchemaError
 from lakehouse.storage import Storage
 from transforms.bronze.conform import add_audit_columns, apply_mapping, canonicalize_names, conform_to_entity
+from transforms.bronze import readers
 from transforms.bronze.readers import read_csv, read_jsonl, read_parquet
 
 D1 = dt.date(2026, 1, 3)
@@ -150,6 +154,69 @@ def test_jsonl_keeps_strings_verbatim_and_absent_columns_absent(expected):
         {"ts": "2026-01-03T10:15:00Z", "v": "007", "w": None, "_line_number": 1, "_raw_line": None, "_parse_error": None},
         {"ts": None, "v": None, "w": "x", "_line_number": 2, "_raw_line": None, "_parse_error": None},
     ]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("line", "reason"), [
+    ('{"a": NaN}', "invalid JSON: unexpected character"),
+    ('{"a": 1e999}', "invalid JSON: number is infinity"),
+    ('{"a": "\\ud800"}', "invalid JSON: no low surrogate"),
+    ("null", "not a JSON object (NoneType)"),
+])
+def test_jsonl_lines_only_python_accepts_are_malformed_with_their_reason(line, reason):
+    d = read_jsonl(f'{{"a": "1"}}\n{line}\n'.encode())
+    assert (d.records, d.malformed) == (2, 1)
+    assert d.table.to_pylist()[1]["_parse_error"].startswith(reason)
+
+
+def _rees46_jsonl_variants(n_files: int, seed: int) -> list[bytes]:
+    """JSON-lines files built from the real REES46 clickstream sample, each with hostile lines mixed in: truncated,
+    broken or doubled objects, non-objects, surrounding whitespace, blank lines, numbers, nested values, extra keys."""
+    with open(DATASETS / "rees46" / "events_2019-10-01.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    rng = random.Random(seed)
+    mutations = [
+        lambda line, row: line[: rng.randrange(1, len(line))],  # truncated
+        lambda line, row: line + line,  # two objects on one line
+        lambda line, row: "  " + line + " ",
+        lambda line, row: "",
+        lambda line, row: rng.choice(["null", "[1, 2]", '"text"', "42", "{}", "{ }", "{,}", "{oops}"]),
+        lambda line, row: json.dumps({**row, "price": float(row["price"] or 0)}),  # a number
+        lambda line, row: json.dumps({**row, "brand": {"name": row["brand"]}}),  # a nested value
+        lambda line, row: json.dumps({**row, "coupon": "SAVE10"}),  # an extra key
+        lambda line, row: line.replace('"', "'", 2),
+        lambda line, row: line[:-1] + ', "x": NaN}',
+        lambda line, row: line.replace("}", "} ", 1) + "}",
+    ]
+    files = []
+    for _ in range(n_files):
+        lines, share, kinds = [], rng.choice([0.01, 0.03, 0.15]), rng.sample(mutations, rng.randrange(1, 4))
+        for row in rng.sample(rows, 200):
+            line = json.dumps(row, ensure_ascii=rng.random() < 0.5)
+            if rng.random() < share:
+                line = rng.choice(kinds)(line, row)
+            lines.append(line)
+        files.append("\n".join(lines).encode() + (b"\n" if rng.random() < 0.5 else b""))
+    return files
+
+
+@pytest.mark.unit
+def test_jsonl_bracketed_lines_shortcut_reads_exactly_what_the_line_by_line_triage_reads(monkeypatch):
+    """The shortcut (pyarrow reads every {...} line at once) must give the same table as checking each line, on real
+    clickstream rows with hostile lines mixed in, and must take the shortcut for the clean files."""
+    columns = tuple(rows_header := ("event_time event_type product_id category_id category_code brand price user_id "
+                                    "user_session").split())
+    files = _rees46_jsonl_variants(100, seed=46)
+    files.append("\n".join(json.dumps(dict.fromkeys(rows_header, "v")) for _ in range(50)).encode())  # clean
+    shortcut = [read_jsonl(data, string_columns=columns) for data in files]
+    taken = [readers._bracketed_lines(readers._split_lines(data), columns) is not None for data in files]
+    monkeypatch.setattr(readers, "_bracketed_lines", lambda lines, string_columns: None)
+    triaged = [read_jsonl(data, string_columns=columns) for data in files]
+    for i, (a, b) in enumerate(zip(shortcut, triaged)):
+        assert (a.columns, a.records, a.malformed) == (b.columns, b.records, b.malformed), f"file {i}"
+        assert a.table.equals(b.table), f"file {i}"
+    assert taken[-1] and 10 < sum(taken) < len(files) - 10, sum(taken)
+    assert sum(d.malformed for d, took in zip(triaged, taken) if took) > 10
 
 
 @pytest.mark.unit

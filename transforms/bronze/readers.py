@@ -242,11 +242,17 @@ def _split_lines(utf8: bytes) -> list[bytes]:
 
 
 def _json_error(line: bytes) -> str:
-    """Why a line is not a JSON object, in the standard library's words."""
+    """Why a line is not a JSON object, in the standard library's words, or in orjson's for what only the standard
+    library accepts (NaN, Infinity, a number too big for a double, a lone surrogate): those are not JSON either."""
     try:
         obj = json.loads(line)
     except ValueError as exc:
         return f"invalid JSON: {exc}"
+    if type(obj) is dict:
+        try:
+            _fast_loads(line)
+        except ValueError as exc:
+            return f"invalid JSON: {exc}"
     return f"not a JSON object ({type(obj).__name__})"
 
 
@@ -268,6 +274,40 @@ def _triage_json_lines(lines: list[bytes]) -> tuple[list[bytes], list[int], list
         good.append(line)
         numbers.append(number)
     return good, numbers, bad
+
+
+def _bracketed_lines(
+    lines: list[bytes], string_columns: tuple[str, ...]
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]]] | None:
+    """:func:`_triage_json_lines` and :func:`_json_columns_arrow` in the common case, without checking each line.
+
+    A line that starts with ``{`` and ends with ``}`` may be one JSON object: all of them go to pyarrow in one call,
+    which refuses the batch if any of them is not valid JSON. Only the other lines are checked one at a time (a
+    blank line is skipped, any other one is malformed). None (run the line-by-line triage) when that could differ
+    from checking every line: pyarrow refuses the batch (a malformed bracketed line, or a value that is not a
+    string), reads another number of rows (two objects on one line), or an unbracketed line is an object after all
+    (whitespace around it).
+    """
+    bracketed = [line[:1] == b"{" and line[-1:] == b"}" for line in lines]
+    numbers = np.flatnonzero(bracketed) + 1
+    bad: list[tuple[int, str, str]] = []
+    if len(numbers) < len(lines):
+        for number, (line, ok) in enumerate(zip(lines, bracketed), start=1):
+            if ok or not line or line.isspace():
+                continue
+            try:
+                obj = _fast_loads(line)
+            except ValueError:
+                obj = None
+            if type(obj) is dict:
+                return None
+            bad.append((number, line.decode("utf-8"), _json_error(line)))
+    if not len(numbers):
+        return None
+    table = _json_columns_arrow([lines[i - 1] for i in numbers], string_columns)
+    if table is None:
+        return None
+    return table, numbers, bad
 
 
 def _json_columns_arrow(good: list[bytes], string_columns: tuple[str, ...]) -> pa.Table | None:
@@ -319,10 +359,15 @@ def read_jsonl(
     utf8, used = decode_text(data, encoding=encoding, path=path)
     if not utf8.strip():
         return _empty((), used, "empty file")
-    good, numbers, bad = _triage_json_lines(_split_lines(utf8))
-    table = _json_columns_arrow(good, string_columns) if good else None
-    if table is None:
-        table = _json_columns_python(good)
+    lines = _split_lines(utf8)
+    read = _bracketed_lines(lines, string_columns)
+    if read is not None:
+        table, numbers, bad = read
+    else:
+        good, numbers, bad = _triage_json_lines(lines)
+        table = _json_columns_arrow(good, string_columns) if good else None
+        if table is None:
+            table = _json_columns_python(good)
     expected = set(string_columns)
     keep = [c for c in table.column_names if c not in expected or table[c].null_count < table.num_rows]
     table = table.select(keep)
