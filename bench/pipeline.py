@@ -3,6 +3,7 @@
     .venv/bin/python bench/pipeline.py                          # ~1M order lines, 7 days; three engine runs
     .venv/bin/python bench/pipeline.py --order-lines 50000      # a quick run
     .venv/bin/python bench/pipeline.py --engines sail-delta     # Sail only (no JVM needed)
+    .venv/bin/python bench/pipeline.py --engines sail-delta --repeat 3   # the median of three runs, with the spread
 
 Steps:
 
@@ -29,6 +30,10 @@ Steps:
 Before the first engine, every landing file is read once, so that all engines read landing from the page cache.
 
 Prints a table and writes ``bench/results/pipeline.json``. The machine's load average is reported with the figures.
+This machine's speed drifts by a fifth or more between runs minutes apart, so one run says little about a change:
+``--repeat N`` runs every engine N times on the same landing (interleaved, each from an empty warehouse), reports
+each engine's median run (by pipeline wall time; the ratios use it too) and records every run's layer times under
+``repeats``.
 """
 
 from __future__ import annotations
@@ -410,6 +415,41 @@ def _run_child(args, engine: str, work: Path, landing: Path) -> dict:
     return json.loads(result.read_text())
 
 
+def _pipeline_wall(run: dict) -> float:
+    return sum(run[layer]["wall_s"] for layer in LAYERS)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run whose pipeline wall time is the median of the runs that finished (the lower of the two middle ones
+    for an even count); the first failed run when none finished."""
+    ok = sorted((r for r in runs if "error" not in r), key=_pipeline_wall)
+    if not ok:
+        return runs[0]
+    return ok[(len(ok) - 1) // 2]
+
+
+def spread(runs: list[dict]) -> dict:
+    """Wall and CPU seconds of every run, per layer and for the pipeline, with their median, minimum and maximum;
+    the failed runs are counted and left out of the figures."""
+    ok = [r for r in runs if "error" not in r]
+    out: dict = {"runs": len(runs), "failed": len(runs) - len(ok)}
+    if not ok:
+        return out
+    figures = {layer: ([r[layer]["wall_s"] for r in ok], [r[layer]["cpu_s"] for r in ok]) for layer in LAYERS}
+    figures["pipeline"] = ([round(_pipeline_wall(r), 2) for r in ok],
+                           [round(sum(r[layer]["cpu_s"] for layer in LAYERS), 2) for r in ok])
+    for name, (walls, cpus) in figures.items():
+        out[name] = {"wall_s": walls, "cpu_s": cpus, "median_wall_s": _median(walls),
+                     "min_wall_s": min(walls), "max_wall_s": max(walls), "median_cpu_s": _median(cpus)}
+    return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return round(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2, 2)
+
+
 def _per_s(rows: int | None, seconds: float | None) -> int | None:
     return round(rows / seconds) if rows and seconds else None
 
@@ -488,6 +528,15 @@ def _print(result: dict) -> None:
             f = r[layer]
             print(f"{layer.replace('_', ' '):<14}{engine:<15}{f['wall_s']:>9}{f['cpu_s']:>9}{f.get('cpu_jvm_s', ''):>11}"
                   f"{f['peak_rss_mb']:>9}{f.get('rows_per_s') or '':>11}{f.get('order_lines_per_s') or '':>10}")
+    for engine, sp in (result.get("repeats") or {}).items():
+        if "pipeline" not in sp:
+            print(f"\n{engine}: all {sp['runs']} runs failed")
+            continue
+        print(f"\n{engine} over {sp['runs'] - sp['failed']} runs ({sp['failed']} failed; the table shows the median run):")
+        for layer in (*LAYERS, "pipeline"):
+            f = sp[layer]
+            print(f"  {layer:<10} wall median {f['median_wall_s']}s ({f['min_wall_s']}-{f['max_wall_s']}), "
+                  f"CPU median {f['median_cpu_s']}s; walls {', '.join(str(w) for w in f['wall_s'])}")
     for key, per_layer in result["summary"]["ratios"].items():
         print(f"\nratio {key} (x slower / more):")
         for layer, r in per_layer.items():
@@ -527,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a catch-up: bronze ingests every day in one call, silver refines N consecutive days as one "
                         "batch per table (default 1: both day by day, as the daily pipeline does)")
     p.add_argument("--landing", help="reuse the landing folder of an earlier run (<work-dir>/landing-data/landing)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run every engine N times on the same landing, interleaved, and report each one's median "
+                        "run (by pipeline wall time) with the spread of all N (default 1)")
     # internal: one engine configuration in a child process
     p.add_argument("--child", choices=sorted(ENGINES), help=argparse.SUPPRESS)
     p.add_argument("--data-root", help=argparse.SUPPRESS)
@@ -542,16 +594,23 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.repeat < 1:
+        p.error(f"--repeat must be at least 1, got {args.repeat}")
     load_start = round(os.getloadavg()[0], 2)
     probe_start = machine_probe()
     try:
         landing, land = _land(args, work)
         land["read_ahead_s"] = _read_ahead(landing)
-        runs = {}
-        for engine in engines:
-            runs[engine] = _run_child(args, engine, work, landing)
-            if not args.keep:
-                shutil.rmtree(work / engine, ignore_errors=True)
+        every: dict[str, list[dict]] = {engine: [] for engine in engines}
+        for i in range(args.repeat):
+            for engine in engines:
+                if args.repeat > 1:
+                    print(f"-- run {i + 1} of {args.repeat}", flush=True)
+                shutil.rmtree(work / engine, ignore_errors=True)  # each run starts from an empty warehouse
+                every[engine].append(_run_child(args, engine, work, landing))
+                if not args.keep:
+                    shutil.rmtree(work / engine, ignore_errors=True)
+        runs = {engine: median_run(every[engine]) for engine in engines}
         result = {
             "benchmark": "pipeline: landing -> bronze -> silver -> gold + publish",
             "measured_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -565,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
             "landing": land,
             "engines": runs,
         }
+        if args.repeat > 1:
+            result["repeats"] = {engine: spread(every[engine]) for engine in engines}
         result["summary"] = _summarize(land, runs, land["order_lines"])
         result["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
         result["machine_probe"] = {"start": probe_start, "end": machine_probe()}
@@ -576,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\nwrote {out}")
-    return 0 if all("error" not in r for r in runs.values()) else 1
+    return 0 if all("error" not in r for engine_runs in every.values() for r in engine_runs) else 1
 
 
 if __name__ == "__main__":
