@@ -17,7 +17,7 @@ import pytest
 from expectations.gate import GATE_ROW_ID, run_gate
 from expectations.rules import RuleFileError, Suite, load_rule_file
 from lakehouse.errors import QualityGateFailed
-from lakehouse.quarantine import QUARANTINE_COLUMNS, read_quarantine, write_quarantine
+from lakehouse.quarantine import QUARANTINE_COLUMNS, QUARANTINE_SCHEMA, read_quarantine, write_quarantine
 
 EXAMPLE = Path(__file__).parent / "data" / "rules" / "silver.gate_example.yaml"
 TABLE = "silver.gate_example"
@@ -384,6 +384,36 @@ def test_quarantine_writes_are_idempotent_and_replace_a_rerun_day(spark, setting
     assert held["released_run_id"] == "replay-r4"
     for r in (first, rerun, third):
         r.cleanup(settings)
+
+
+@pytest.mark.unit
+def test_a_tables_first_quarantine_rows_are_appended_and_its_reruns_still_merge(spark, settings):
+    """A table with no row in the quarantine yet has its rows appended (nothing to match or delete), without
+    touching other tables' rows; once it has rows, a rerun MERGEs: same rows, and a rerun that quarantines nothing
+    deletes the day's held rows (an empty batch must not take the append shortcut)."""
+    from deltalake import DeltaTable
+
+    from lakehouse.catalog import QUARANTINE
+
+    def rows(table: str, n: int):
+        return spark.createDataFrame(
+            [(table, "{}", f'{{"k":"{i}"}}', f'{{"k":{i}}}', ["r"], "why", "run", DAY, None, None) for i in range(n)],
+            QUARANTINE_SCHEMA)
+
+    def held() -> dict[str, int]:
+        return {r["source_table"]: r["count"]
+                for r in read_quarantine(spark, settings).groupBy("source_table").count().collect()}
+
+    def last_operation() -> str:
+        return DeltaTable(QUARANTINE.location(settings)).history(1)[0]["operation"]
+
+    write_quarantine(spark, rows("silver.a", 3), settings, replace_days=("silver.a", [DAY]))
+    write_quarantine(spark, rows("silver.b", 2), settings, replace_days=("silver.b", [DAY]))
+    assert (held(), last_operation()) == ({"silver.a": 3, "silver.b": 2}, "WRITE")
+    write_quarantine(spark, rows("silver.b", 2), settings, replace_days=("silver.b", [DAY]))
+    assert held() == {"silver.a": 3, "silver.b": 2}  # matched, not appended again
+    write_quarantine(spark, rows("silver.b", 0), settings, replace_days=("silver.b", [DAY]))
+    assert (held(), last_operation()) == ({"silver.a": 3}, "MERGE")
 
 
 # ---------------------------------------------------------------------------------------------------------------
