@@ -64,7 +64,10 @@ def score_buy_again(fact_sales: DataFrame, *, as_of: dt.date, half_life_days: fl
         F.count(F.lit(1)).alias("purchase_orders"),
         F.sum("qty").alias("bought_qty"),
         F.max("order_date").alias("last_purchase_date"),
-        F.sum(decay).alias("raw"),
+        # Rounded: a floating-point sum depends on the order the engine adds the orders in, so two products bought
+        # on the same days could differ in the last bit and the seed cut of frequently_bought_together (which breaks
+        # ties by sku) would depend on the engine's plan rather than on the data.
+        F.round(F.sum(decay), 9).alias("raw"),
     )
     returned = (
         fact_sales.where((F.col("line_type") == "return") & F.col("golden_id").isNotNull())
