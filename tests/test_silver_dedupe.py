@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
-from transforms.silver.dedupe import dedupe_latest, rank_latest, rank_latest_sparse
+from transforms.silver.dedupe import dedupe_latest, rank_latest, rank_latest_sparse, row_hash
 
 SCHEMA = ("k1 string, k2 int, _version_ts timestamp, _ingested_at timestamp, _source_file string, "
           "_line_number bigint, value string")
@@ -100,3 +101,38 @@ def test_mark_changes_compares_each_batch_row_with_its_stored_row_only(spark):
     assert marked.columns == [*batch.columns, "_applies"]
     assert {r["value"]: r["_applies"] for r in marked.collect()} == {
         "a newer": True, "b older than stored": False, "null key part again": False, "c new": True}
+
+
+HASHED_SCHEMA = ("s string, l long, i int, d decimal(12,2), t timestamp, dd date, b boolean, f double, u string")
+HASHED_ROWS = [
+    ("x", 1, 2, Decimal("12.50"), dt.datetime(2026, 1, 2, 3, 4, 5, 6), dt.date(2026, 1, 2), True, 1.5, "é"),
+    (None, None, None, None, None, None, None, None, None),
+    ("", -1, 0, Decimal("-0.01"), dt.datetime(1899, 12, 31), dt.date(1, 1, 1), False, -0.0, "日本"),
+]
+
+
+@pytest.mark.unit
+def test_row_hash_is_pinned_so_both_engines_compute_the_same_hash(spark):
+    """The stored row_hash decides whether a row changed: Sail and Apache Spark (the conformance run) must give
+    these exact values, or moving a warehouse between engines would rewrite every row once."""
+    df = spark.createDataFrame(HASHED_ROWS, HASHED_SCHEMA)
+    hashes = [r["h"] for r in df.select(row_hash(df.columns).alias("h")).collect()]
+    assert hashes == ["01C3A7A52EE3ACDA2B3939744F233226", "F20C6979FD4105C09920FE3638727792",
+                      "C8B2333019F3DF1508FAC52CD6C60C3A"]
+
+
+@pytest.mark.unit
+def test_row_hash_tells_apart_nulls_empty_strings_and_every_single_change(spark):
+    base = HASHED_ROWS[0]
+    variants = [base, ("x", None, 2, *base[3:]), (None, 1, 2, *base[3:]), ("", 1, 2, *base[3:])]
+    for i in range(len(base)):  # every column changed alone, to another non-null value of its type
+        other = HASHED_ROWS[2][i] if HASHED_ROWS[2][i] != base[i] else None
+        variants.append((*base[:i], other, *base[i + 1:]))
+    variants = list(dict.fromkeys(variants))  # "" for s is already there
+    df = spark.createDataFrame([*variants, base], HASHED_SCHEMA)  # the base row twice
+    hashes = [r["h"] for r in df.select(row_hash(df.columns).alias("h")).collect()]
+    assert hashes[0] == hashes[-1]
+    assert len(set(hashes[:-1])) == len(variants), hashes
+    swapped = spark.createDataFrame([(None, "x"), ("x", None)], "a string, b string")
+    a, b = [r["h"] for r in swapped.select(row_hash(["a", "b"]).alias("h")).collect()]
+    assert a != b  # xxhash64 alone skips nulls and would hash both as 'x'

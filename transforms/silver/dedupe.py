@@ -12,15 +12,32 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 LATEST_ORDER = ("_version_ts", "_ingested_at", "_source_file", "_line_number")
-_SEP = "\u001f"  # unit separator: cannot appear in a CSV/JSON value by accident
-_NULL = "\u0000"
 _EPOCH = "TIMESTAMP '1900-01-01 00:00:00'"
+_MASK_BITS = 62  # null flags per BIGINT of the null mask
 
 
 def row_hash(columns: Sequence[str]) -> Column:
-    """sha2-256 over the columns' string forms (null and empty string hash differently); stable across runs."""
-    parts = [F.coalesce(F.col(f"`{c}`").cast("string"), F.lit(_NULL)) for c in columns]
-    return F.sha2(F.concat_ws(_SEP, *parts), 256)
+    """32 hex digits: two ``xxhash64`` (seeded apart by a leading literal) of the columns' typed values and of which
+    of them are null. Only ever compared with the hash of another version of the same key, to tell whether a row
+    changed; stable across runs, and the same on Sail and Apache Spark (tests/test_silver_dedupe.py pins a value).
+
+    ``xxhash64`` skips nulls, so ``(null, 'x')`` and ``('x', null)`` would hash alike: the null mask (one bit per
+    column) tells them apart, and tells null from the empty string. It replaced sha2-256 of the columns' string forms,
+    which cost 2.7x the engine CPU (1.8M silver events: 4.6 s against 1.7 s), most of it in casting every value to
+    text. A table written before the change is not wrong: a row whose stored hash has the old form looks changed
+    once, when its key is next refined, and is rewritten with the same values.
+    """
+    cols = [F.col(f"`{c}`") for c in columns]
+    masks = []
+    for start in range(0, len(cols), _MASK_BITS):
+        bits = [F.when(c.isNull(), F.lit(1 << i).cast("bigint")).otherwise(F.lit(0).cast("bigint"))
+                for i, c in enumerate(cols[start:start + _MASK_BITS])]
+        mask = bits[0]
+        for bit in bits[1:]:
+            mask = mask + bit
+        masks.append(mask)
+    halves = [F.lpad(F.hex(F.xxhash64(F.lit(seed), *masks, *cols)), 16, "0") for seed in ("row_hash/1", "row_hash/2")]
+    return F.concat(*halves)
 
 
 def add_row_hash(df: DataFrame, *, columns: Sequence[str], output: str = "row_hash") -> DataFrame:
