@@ -532,7 +532,8 @@ def _print(result: dict) -> None:
         if "pipeline" not in sp:
             print(f"\n{engine}: all {sp['runs']} runs failed")
             continue
-        print(f"\n{engine} over {sp['runs'] - sp['failed']} runs ({sp['failed']} failed; the table shows the median run):")
+        print(f"\n{engine} over {sp['runs'] - sp['failed']} runs ({sp['failed']} failed; "
+              "the table shows the median run):")
         for layer in (*LAYERS, "pipeline"):
             f = sp[layer]
             print(f"  {layer:<10} wall median {f['median_wall_s']}s ({f['min_wall_s']}-{f['max_wall_s']}), "
