@@ -134,6 +134,25 @@ class _Context:
     built: dict[str, DataFrame] = field(default_factory=dict)
     source_rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    staged: bool = False
+
+    def stage(self, df: DataFrame, name: str) -> DataFrame:
+        """``df`` materialized under this run's staging folder and read back (for a frame a builder reads twice);
+        :meth:`drop_staged` deletes them once the table is written."""
+        from lakehouse.storage import Storage
+
+        storage = Storage(self.settings)
+        self.staged = True
+        return storage.stage_frame(self.spark, df, f"{storage.staging_dir(self.run_id, 'publish')}/{name}")
+
+    def drop_staged(self) -> None:
+        """Delete what :meth:`stage` wrote."""
+        from lakehouse.storage import Storage
+
+        if self.staged:
+            storage = Storage(self.settings)
+            storage.delete_dir(storage.staging_dir(self.run_id, "publish"))
+            self.staged = False
 
     def gold(self, name: str) -> DataFrame:
         """A gold table written earlier in this run (or, when not rebuilt, the current table)."""
@@ -277,6 +296,7 @@ BUILDERS: dict[str, Callable[[_Context], DataFrame]] = {
     "voucher_recommendations": lambda ctx: recommend_vouchers(
         ctx.gold("fact_sales"), dim_product=ctx.gold("dim_product"),
         customer_segments=ctx.gold("customer_metrics").select("golden_id", "customer_segment"), as_of=ctx.day,
+        stage=ctx.stage,
     ),
     "subscription_candidates": lambda ctx: find_subscription_candidates(
         ctx.gold("fact_sales"), dim_product=ctx.gold("dim_product"), as_of=ctx.day
@@ -472,7 +492,10 @@ def publish_day(
         for name in names:
             t0 = time.perf_counter()
             df = BUILDERS[name](ctx)
-            _write(ctx, name, df)
+            try:
+                _write(ctx, name, df)
+            finally:
+                ctx.drop_staged()
             crash_point("publish.table_written")
             auditor.audit([name])
             rows = ctx.built[name].count()

@@ -131,6 +131,37 @@ def test_recommendations_respect_margin_sensitivity_and_validity(spark):
     assert by["G99"] and all(r["reason"] == "popular_in_segment" for r in by["G99"])
 
 
+def test_staging_the_twice_read_frames_gives_the_same_recommendations(spark):
+    """``stage`` materializes the buy-again scores and the recent buyers (each read twice by the plan): the result is
+    row for row the one computed without it."""
+    rows = [
+        *[line(f"a{i}", 1, "A", 1, 10, day=D(2026, 1, 10 + i), customer="c1", discount=3) for i in range(3)],
+        *[line(f"x{i}", 1, "A", 1, 10, day=D(2026, 1, 25), customer=f"c{10 + i}") for i in range(3)],
+        *[line(f"x{i}", 2, "C", 1, 5, day=D(2026, 1, 25), customer=f"c{10 + i}") for i in range(3)],
+        line("y1", 1, "E", 1, 6, day=D(2026, 1, 26), customer="c10"),
+        line("b1", 1, "B", 1, 20, day=D(2026, 1, 20), customer="c2"),
+    ]
+    pairs = [("online", "c1", "G1"), ("online", "c2", "G2")] + [("online", f"c{10 + i}", f"G{10 + i}") for i in range(3)]
+    fact, dim = _fact(spark, rows, pairs)
+    segs = _segments(spark, ["G1", "G2", "G10", "G11", "G12", "G99"])
+    staged: list[str] = []
+
+    def stage(df, name):
+        staged.append(name)
+        return spark.createDataFrame(df.collect(), df.schema)  # materialized: no lineage back to fact_sales
+
+    def run(**kwargs):
+        recs = recommend_vouchers(fact, dim_product=dim, customer_segments=segs, as_of=AS_OF, top_n=3, **kwargs)
+        return sorted(tuple(r) for r in recs.collect())
+
+    plain = run()
+    assert run(stage=stage) == plain and len(plain) > 5
+    assert staged == ["voucher_buy_again", "voucher_recent_buyers"]
+    staged.clear()
+    run(stage=stage, weights={"buy_again": 1.0, "popular_in_segment": 1.0})  # each frame read once: nothing staged
+    assert staged == []
+
+
 def test_subscription_candidates(spark):
     weekly = [line(f"w{i}", 1, "C", 2, 5, day=D(2026, 1, 1 + 7 * i), customer="c1") for i in range(4)]  # every 7 days
     irregular = [line(f"i{i}", 1, "A", 1, 10, day=d, customer="c1") for i, d in enumerate([D(2026, 1, 1), D(2026, 1, 2), D(2026, 1, 25)])]

@@ -71,6 +71,8 @@ def test_generated_days_reconcile_from_landing_to_gold(spark, settings):
     ingest_days(settings, DAYS)
     refine_days(settings, DAYS)
     publish_day(settings, DAYS[-1])
+    # the frames the voucher build staged are gone once the table is written
+    assert not list(Path(settings.warehouse_root, "_staging").glob("*/publish"))
 
     manifest = latest_manifest(settings)
     ref = manifest.table("fact_sales")
