@@ -491,9 +491,8 @@ def publish_day(
         table_runs: dict[str, TableRun] = {}
         for name in names:
             t0 = time.perf_counter()
-            df = BUILDERS[name](ctx)
             try:
-                _write(ctx, name, df)
+                _write(ctx, name, BUILDERS[name](ctx))  # a builder may stage frames (ctx.stage) while it plans
             finally:
                 ctx.drop_staged()
             crash_point("publish.table_written")
