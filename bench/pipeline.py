@@ -593,10 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         p.error(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
-    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    work.mkdir(parents=True, exist_ok=True)
     if args.repeat < 1:
         p.error(f"--repeat must be at least 1, got {args.repeat}")
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    work.mkdir(parents=True, exist_ok=True)
     load_start = round(os.getloadavg()[0], 2)
     probe_start = machine_probe()
     try:

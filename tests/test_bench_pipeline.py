@@ -34,8 +34,10 @@ def test_spread_keeps_every_run_and_the_median_minimum_and_maximum():
     assert spread([{"engine": "x", "error": "exit 1"}]) == {"runs": 1, "failed": 1}
 
 
-def test_repeat_must_be_at_least_one(capsys):
+def test_repeat_must_be_at_least_one_and_is_refused_before_any_folder_is_made(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     with pytest.raises(SystemExit) as exc:
         main(["--repeat", "0", "--engines", "sail-delta"])
     assert exc.value.code == 2
     assert "--repeat must be at least 1, got 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
