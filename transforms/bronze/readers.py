@@ -256,6 +256,19 @@ def _json_error(line: bytes) -> str:
     return f"not a JSON object ({type(obj).__name__})"
 
 
+def _is_json_object(line: bytes) -> bool:
+    """Whether a line is one JSON object (checked by orjson, the strict parser)."""
+    try:
+        return type(_fast_loads(line)) is dict
+    except ValueError:
+        return False
+
+
+def _malformed(number: int, line: bytes) -> tuple[int, str, str]:
+    """A malformed line as kept in bronze: (number, text, reason)."""
+    return number, line.decode("utf-8"), _json_error(line)
+
+
 def _triage_json_lines(lines: list[bytes]) -> tuple[list[bytes], list[int], list[tuple[int, str, str]]]:
     """Good lines (JSON objects) with their line numbers, and malformed lines (number, text, reason)."""
     good: list[bytes] = []
@@ -264,12 +277,8 @@ def _triage_json_lines(lines: list[bytes]) -> tuple[list[bytes], list[int], list
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
             continue
-        try:
-            obj = _fast_loads(line)
-        except ValueError:
-            obj = None
-        if type(obj) is not dict:
-            bad.append((number, line.decode("utf-8"), _json_error(line)))
+        if not _is_json_object(line):
+            bad.append(_malformed(number, line))
             continue
         good.append(line)
         numbers.append(number)
@@ -295,13 +304,9 @@ def _bracketed_lines(
         for number, (line, ok) in enumerate(zip(lines, bracketed), start=1):
             if ok or not line or line.isspace():
                 continue
-            try:
-                obj = _fast_loads(line)
-            except ValueError:
-                obj = None
-            if type(obj) is dict:
+            if _is_json_object(line):
                 return None
-            bad.append((number, line.decode("utf-8"), _json_error(line)))
+            bad.append(_malformed(number, line))
     if not len(numbers):
         return None
     table = _json_columns_arrow([lines[i - 1] for i in numbers], string_columns)
