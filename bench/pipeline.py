@@ -419,6 +419,10 @@ def _pipeline_wall(run: dict) -> float:
     return sum(run[layer]["wall_s"] for layer in LAYERS)
 
 
+def _pipeline_cpu(run: dict) -> float:
+    return sum(run[layer]["cpu_s"] for layer in LAYERS)
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run whose pipeline wall time is the median of the runs that finished (the lower of the two middle ones
     for an even count); the first failed run when none finished."""
@@ -437,7 +441,7 @@ def spread(runs: list[dict]) -> dict:
         return out
     figures = {layer: ([r[layer]["wall_s"] for r in ok], [r[layer]["cpu_s"] for r in ok]) for layer in LAYERS}
     figures["pipeline"] = ([round(_pipeline_wall(r), 2) for r in ok],
-                           [round(sum(r[layer]["cpu_s"] for layer in LAYERS), 2) for r in ok])
+                           [round(_pipeline_cpu(r), 2) for r in ok])
     for name, (walls, cpus) in figures.items():
         out[name] = {"wall_s": walls, "cpu_s": cpus, "median_wall_s": _median(walls),
                      "min_wall_s": min(walls), "max_wall_s": max(walls), "median_cpu_s": _median(cpus)}
@@ -460,8 +464,8 @@ def _summarize(land: dict, runs: dict[str, dict], order_lines: int) -> dict:
     for engine, r in runs.items():
         if "error" in r:
             continue
-        total_wall = (land["wall_s"] or 0.0) + sum(r[layer]["wall_s"] for layer in LAYERS)
-        pipeline_wall = sum(r[layer]["wall_s"] for layer in LAYERS)
+        pipeline_wall = _pipeline_wall(r)
+        total_wall = (land["wall_s"] or 0.0) + pipeline_wall
         for layer in LAYERS:
             f = r[layer]
             f["rows_per_s"] = _per_s(f.get("rows_in"), f["wall_s"])
@@ -470,7 +474,7 @@ def _summarize(land: dict, runs: dict[str, dict], order_lines: int) -> dict:
             "wall_s": round(pipeline_wall, 2),
             "wall_with_engine_start_s": round(pipeline_wall + r["engine_start"]["wall_s"], 2),
             "end_to_end_with_landing_s": round(total_wall + r["engine_start"]["wall_s"], 2),
-            "cpu_s": round(sum(r[layer]["cpu_s"] for layer in LAYERS), 2),
+            "cpu_s": round(_pipeline_cpu(r), 2),
             "peak_rss_mb": max(r[layer]["peak_rss_mb"] for layer in LAYERS),
             "order_lines_per_s": _per_s(order_lines, pipeline_wall),
         }
