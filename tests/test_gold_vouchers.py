@@ -92,7 +92,8 @@ def test_discount_sensitivity(spark):
     assert s["G4"]["discount_sensitivity"] == pytest.approx(mean, abs=1e-4)  # no purchases: population mean
 
 
-def test_recommendations_respect_margin_sensitivity_and_validity(spark):
+def _recommendation_inputs(spark):
+    """(fact_sales, dim_product, segments) of five buyers and a customer with no purchases (G99)."""
     rows = [
         # G1 (price-sensitive) buys A and D repeatedly, always with a deep discount
         *[line(f"a{i}", 1, "A", 1, 10, day=D(2026, 1, 10 + i), customer="c1", discount=3) for i in range(3)],
@@ -105,7 +106,11 @@ def test_recommendations_respect_margin_sensitivity_and_validity(spark):
     ]
     pairs = [("online", "c1", "G1"), ("online", "c2", "G2")] + [("online", f"c{10 + i}", f"G{10 + i}") for i in range(3)]
     fact, dim = _fact(spark, rows, pairs)
-    segs = _segments(spark, ["G1", "G2", "G10", "G11", "G12", "G99"])
+    return fact, dim, _segments(spark, ["G1", "G2", "G10", "G11", "G12", "G99"])
+
+
+def test_recommendations_respect_margin_sensitivity_and_validity(spark):
+    fact, dim, segs = _recommendation_inputs(spark)
     recs = recommend_vouchers(fact, dim_product=dim, customer_segments=segs, as_of=AS_OF, top_n=3, validity_days=14)
     by = {}
     for r in recs.collect():
@@ -134,16 +139,7 @@ def test_recommendations_respect_margin_sensitivity_and_validity(spark):
 def test_staging_the_twice_read_frames_gives_the_same_recommendations(spark):
     """``stage`` materializes the buy-again scores and the recent buyers (each read twice by the plan): the result is
     row for row the one computed without it."""
-    rows = [
-        *[line(f"a{i}", 1, "A", 1, 10, day=D(2026, 1, 10 + i), customer="c1", discount=3) for i in range(3)],
-        *[line(f"x{i}", 1, "A", 1, 10, day=D(2026, 1, 25), customer=f"c{10 + i}") for i in range(3)],
-        *[line(f"x{i}", 2, "C", 1, 5, day=D(2026, 1, 25), customer=f"c{10 + i}") for i in range(3)],
-        line("y1", 1, "E", 1, 6, day=D(2026, 1, 26), customer="c10"),
-        line("b1", 1, "B", 1, 20, day=D(2026, 1, 20), customer="c2"),
-    ]
-    pairs = [("online", "c1", "G1"), ("online", "c2", "G2")] + [("online", f"c{10 + i}", f"G{10 + i}") for i in range(3)]
-    fact, dim = _fact(spark, rows, pairs)
-    segs = _segments(spark, ["G1", "G2", "G10", "G11", "G12", "G99"])
+    fact, dim, segs = _recommendation_inputs(spark)
     staged: list[str] = []
 
     def stage(df, name):
