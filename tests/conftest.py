@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
 
+
 def cli_env(data_root, **extra: str) -> dict[str, str]:
     """The environment of a ``lakehouse`` subprocess: this one's, without any ``LAKEHOUSE_``, ``SPARK_REMOTE`` or
     ``AWS_`` setting of the caller's shell, rooted at ``data_root``, plus ``extra``."""
