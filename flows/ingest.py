@@ -315,9 +315,11 @@ def _load_table(spark, settings: Settings, target: Target, day: dt.date, staged:
     try:
         crash_point("ingest.staged")
         loaded_uris = [e.file_path for e in staged.entries if e.status == LOADED]
-        if loaded_uris:
+        if loaded_uris and delta.has_partition(spec, settings, {"ingest_date": day.isoformat()}):
             # Rows of these files already in bronze come from a run that crashed before writing the ledger (or from
-            # an earlier version of a file rewritten in place): replace them, never duplicate them.
+            # an earlier version of a file rewritten in place): replace them, never duplicate them. A day with no
+            # bronze file yet (every first load of a day) has none of them, so the DELETE, a query of its own per
+            # table and day, is skipped.
             delta.delete_where(
                 spark, spec, settings,
                 f"ingest_date = DATE'{day.isoformat()}' AND _source_file IN {delta.sql_in_list(loaded_uris)}",

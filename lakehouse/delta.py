@@ -36,6 +36,22 @@ def table_exists(spec: TableSpec, settings: Settings) -> bool:
     return DeltaTable.is_deltatable(spec.location(settings), storage_options=settings.delta_storage_options() or None)
 
 
+def has_partition(spec: TableSpec, settings: Settings, values: dict[str, str]) -> bool:
+    """True when the table holds at least one data file in the partition ``values`` (partition column -> value as
+    written in the Delta log, e.g. ``{"ingest_date": "2026-01-03"}``); read from the log by delta-rs, without the
+    engine. False when the table does not exist. A table not partitioned by exactly these columns counts as having
+    the partition: the answer must never be a wrong "no"."""
+    from deltalake import DeltaTable
+
+    if not table_exists(spec, settings):
+        return False
+    table = DeltaTable(spec.location(settings), storage_options=settings.delta_storage_options() or None)
+    if set(table.metadata().partition_columns) != set(values):
+        return True
+    wanted = {k: str(v) for k, v in values.items()}
+    return any(p == wanted for p in table.partitions())
+
+
 def table_version(spec: TableSpec, settings: Settings) -> int | None:
     """Current Delta version, or None if the table does not exist."""
     from deltalake import DeltaTable

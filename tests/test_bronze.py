@@ -298,6 +298,27 @@ def test_rerun_loads_nothing_twice_and_late_file_is_picked_up(spark, settings):
 
 
 @pytest.mark.flow
+def test_first_load_of_a_day_deletes_nothing_and_a_reload_replaces_its_rows(spark, settings, monkeypatch):
+    import flows.ingest as ingest
+
+    deletes = []
+    delete_where = delta.delete_where
+    monkeypatch.setattr(delta, "delete_where", lambda *a, **k: (deletes.append(a[1].name), delete_where(*a, **k)))
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1", "2"))
+    land(settings, "online", "orders", D2, "orders-0001.csv", orders_csv("3"))
+    ingest.ingest_days(settings, [D1, D2], sources=["online"])
+    assert deletes == []  # no bronze file of these days existed: no DELETE query
+
+    # the same file rewritten in place: a new fingerprint, so it loads again and replaces its old rows
+    land(settings, "online", "orders", D1, "orders-0001.csv", orders_csv("1", "2", "9"))
+    runs = ingest.ingest_days(settings, [D1], sources=["online"])
+    assert [(r.files_loaded, r.rows_out) for r in runs] == [(1, 3)]
+    assert deletes == ["online_orders"]
+    rows = bronze_rows(spark, settings, "online", "orders")
+    assert sorted(r["order_id"] for r in rows) == ["1", "2", "3", "9"]
+
+
+@pytest.mark.flow
 def test_crash_between_bronze_and_ledger_is_repaired_without_duplicates(spark, settings, monkeypatch):
     import flows.ingest as ingest
 

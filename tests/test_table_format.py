@@ -112,6 +112,26 @@ def test_merge_upsert_and_delete_where_match_delta(spark, both):
     assert delta.table_version(T, p) == versions == 2
 
 
+def test_has_partition_reads_the_log_and_never_answers_a_wrong_no(spark, tmp_path):
+    d = load_settings(data_root=str(tmp_path / "delta"), spark_remote=None)
+    assert not delta.has_partition(T, d, {"d": "2026-01-01"})  # no table yet
+    delta.overwrite(spark.createDataFrame(ROWS, SCHEMA), T, d)
+    assert delta.has_partition(T, d, {"d": "2026-01-02"})
+    assert not delta.has_partition(T, d, {"d": "2026-01-03"})
+    delta.delete_where(spark, T, d, "d = DATE'2026-01-02'")
+    assert not delta.has_partition(T, d, {"d": "2026-01-02"})  # its files were removed
+    # not partitioned by these columns: the partition may hold rows
+    assert delta.has_partition(T, d, {"k": "a"})
+    flat = TableSpec("silver", "flat", keys=("k",))
+    delta.overwrite(spark.createDataFrame(ROWS, SCHEMA), flat, d)
+    assert delta.has_partition(flat, d, {"d": "2026-01-03"})
+
+
+def test_has_partition_is_yes_for_the_parquet_format_which_writes_no_partitions(spark, both):
+    _start(spark, both)
+    assert delta.has_partition(T, both[1], {"d": "2026-01-03"})
+
+
 def test_append_schema_drift_replace_where_and_time_travel(spark, both):
     d, p = both
     drift = spark.createDataFrame([("f", dt.date(2026, 1, 4), 6, None, None, "new")], SCHEMA + ", extra string")
