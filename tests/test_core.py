@@ -65,6 +65,23 @@ def test_cli_unreachable_remote_prints_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.needs_sail
+@pytest.mark.parametrize("preset, expected", [(None, 0), ("1", 1)])
+def test_embedded_sail_allocator_stays_off_huge_pages_unless_the_user_chose(tmp_path, preset, expected):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_", "MIMALLOC_"))}
+    env.update({"LAKEHOUSE_DATA_ROOT": str(tmp_path), "MIMALLOC_VERBOSE": "1", "RUST_LOG": "error"})
+    if preset is not None:
+        env["MIMALLOC_ALLOW_THP"] = preset
+    script = tmp_path / "start.py"  # a file: under ``python -c`` pyspark's Connect client thinks it runs doctests
+    script.write_text("from lakehouse.spark import get_spark, stop_spark\nget_spark()\nstop_spark()\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # mimalloc prints its options as it loads: the setting must be there before the library is
+    assert f"option 'allow_thp': {expected}" in proc.stderr
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "seven"])
 def test_cli_refine_batch_days_must_be_a_positive_whole_number(tmp_path, value):
     env = {"PATH": "", "LAKEHOUSE_DATA_ROOT": str(tmp_path)}
