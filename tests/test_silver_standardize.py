@@ -203,3 +203,38 @@ def test_dataframe_transforms_compose(spark):
     assert (out["category_l1"], out["category_l2"], out["category_l3"]) == ("electronics", "audio", "unknown")
     # 2026-01-03 is a Saturday: ISO day of week 6
     assert (out["event_date"], out["event_hour"], out["event_day_of_week"]) == (dt.date(2026, 1, 3), 23, 6)
+
+
+#: Raw clickstream times: the key's shape (with and without " UTC", padded), values out of range that a lenient
+#: parser might still read, other shapes, blanks and garbage.
+EVENT_TIMES = [
+    "2026-01-03 10:15:00 UTC", "2026-01-03 10:15:00", "  2026-12-31 23:59:59 UTC ", "1900-01-01 00:00:00 UTC",
+    "9999-12-31 23:59:59 UTC", "0999-06-01 12:00:00 UTC", "2026-02-30 00:00:00 UTC", "2026-02-29 00:00:00 UTC",
+    "2024-02-29 08:00:00 UTC", "2026-13-01 00:00:00 UTC", "2026-01-01 24:00:00 UTC", "2026-01-01 23:59:60 UTC",
+    "2026-01-01T10:15:00Z", "2026-01-03 10:15:00.123 UTC", "2026-1-3 1:2:3 UTC", "2026-01-03 10:15:00 CET", "",
+    "   ", None, "garbage", "2026-01-03 10:15:00 UTC\n2026",
+]
+
+
+@pytest.mark.parametrize("formats", [None, {"event_time": "%d/%m/%Y %H:%M"}], ids=["built-in", "mapped"])
+def test_event_id_hashes_the_formatted_event_time_whatever_the_raw_text(spark, formats):
+    from transforms.silver.entities import events_from_clickstream
+
+    times = EVENT_TIMES + ["03/01/2026 10:15", "3/1/2026 9:05"]
+    rows = [(t, "view", "SKU-1", "u1", "s1", "f.jsonl", i + 1) for i, t in enumerate(times)]
+    bronze = spark.createDataFrame(rows, "event_time string, event_type string, product_id string, user_id string, "
+                                         "user_session string, _source_file string, _line_number long")
+    out = events_from_clickstream(bronze.withColumn("_ingested_at", F.current_timestamp())
+                                  .withColumn("ingest_date", F.current_date()), source_system="web", formats=formats)
+    assert "_event_time_raw" not in out.columns
+    # the seed's definition: SHA-256 of the formatted time and the ids, '|'-joined (a null time drops out)
+    expected = F.sha2(F.concat_ws(
+        "|", F.date_format("event_time", "yyyy-MM-dd HH:mm:ss"), F.coalesce("user_id", F.lit("")),
+        F.coalesce("product_id", F.lit("")), F.coalesce("user_session", F.lit("")), F.coalesce("event_type", F.lit(""))),
+        256)
+    got = out.select("_line_number", "event_time", "event_id", expected.alias("expected")).orderBy("_line_number")
+    rows = got.collect()
+    assert len(rows) == len(times)
+    assert [(times[r["_line_number"] - 1], r["event_time"]) for r in rows if r["event_id"] != r["expected"]] == []
+    parsed = sum(r["event_time"] is not None for r in rows)
+    assert parsed >= (2 if formats else 6)  # the cases above really reach both paths
