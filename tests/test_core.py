@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 
@@ -68,8 +69,6 @@ def test_cli_unreachable_remote_prints_no_traceback(tmp_path):
 @pytest.mark.needs_sail
 @pytest.mark.parametrize("preset, expected", [(None, 0), ("1", 1)])
 def test_embedded_sail_allocator_stays_off_huge_pages_unless_the_user_chose(tmp_path, preset, expected):
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_", "MIMALLOC_"))}
     env.update({"LAKEHOUSE_DATA_ROOT": str(tmp_path), "MIMALLOC_VERBOSE": "1", "RUST_LOG": "error"})
     if preset is not None:

@@ -233,8 +233,8 @@ def test_event_id_hashes_the_formatted_event_time_whatever_the_raw_text(spark, f
         F.coalesce("product_id", F.lit("")), F.coalesce("user_session", F.lit("")), F.coalesce("event_type", F.lit(""))),
         256)
     got = out.select("_line_number", "event_time", "event_id", expected.alias("expected")).orderBy("_line_number")
-    rows = got.collect()
-    assert len(rows) == len(times)
-    assert [(times[r["_line_number"] - 1], r["event_time"]) for r in rows if r["event_id"] != r["expected"]] == []
-    parsed = sum(r["event_time"] is not None for r in rows)
+    result = got.collect()
+    assert len(result) == len(times)
+    assert [(times[r["_line_number"] - 1], r["event_time"]) for r in result if r["event_id"] != r["expected"]] == []
+    parsed = sum(r["event_time"] is not None for r in result)
     assert parsed >= (2 if formats else 6)  # the cases above really reach both paths
