@@ -81,6 +81,22 @@ def test_embedded_sail_allocator_stays_off_huge_pages_unless_the_user_chose(tmp_
     assert f"option 'allow_thp': {expected}" in proc.stderr
 
 
+def test_building_expressions_captures_no_call_sites(spark, monkeypatch):
+    """The session turns PySpark's DataFrame debugging off: building a column records no caller (each record tried
+    ``import IPython`` and, where it is not installed, searched sys.path again)."""
+    import pyspark.errors.utils as pyspark_errors
+    from pyspark.sql import functions as F
+
+    from lakehouse.spark import DATAFRAME_DEBUGGING
+
+    captured = []
+    monkeypatch.setattr(pyspark_errors, "_capture_call_site", lambda depth: captured.append(depth) or "")
+    column = F.when(F.col("a").isNull(), F.lit(1)).otherwise(F.length(F.concat(F.col("a"), F.lit("x"))))
+    assert spark.range(2).withColumn("a", F.lit(None).cast("string")).select(column.alias("n")).collect()[0]["n"] == 1
+    assert captured == []
+    assert spark.conf.get(DATAFRAME_DEBUGGING) == "false"
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "seven"])
 def test_cli_refine_batch_days_must_be_a_positive_whole_number(tmp_path, value):
     env = {"PATH": "", "LAKEHOUSE_DATA_ROOT": str(tmp_path)}
