@@ -223,15 +223,21 @@ def _scan_rows(spark, settings, spec) -> int:
     return int(delta.read_table(spark, spec, settings).select(F.sum(F.lit(1))).collect()[0][0] or 0)
 
 
+def changed_paths(porcelain: str) -> list[str]:
+    """The paths of ``git status --porcelain`` output (``XY path``, a rename as ``XY old -> new``: the new path).
+    Each line's two status columns may start with a space, so the output is not stripped before it is split."""
+    return [line[3:].split(" -> ")[-1] for line in porcelain.splitlines() if len(line) > 3]
+
+
 def _code_version() -> dict:
     """The commit this run's code comes from, and the pipeline files changed since (others may be editing)."""
     def git(*a: str) -> str:
         proc = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
-        return proc.stdout.strip() if proc.returncode == 0 else ""
+        return proc.stdout if proc.returncode == 0 else ""
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "flows", "transforms", "expectations", "lakehouse",
-                                        "config", "mappings").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": changed,
+    changed = changed_paths(git("status", "--porcelain", "--", "flows", "transforms", "expectations", "lakehouse",
+                                "config", "mappings"))
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted_changes": changed,
             "started_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 

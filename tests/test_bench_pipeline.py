@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pipeline import main, median_run, spread
+from bench.pipeline import changed_paths, main, median_run, spread
 
 
 def _run(tag: str, bronze: float, silver: float, gold: float, cpu: float = 1.0) -> dict:
@@ -41,3 +41,9 @@ def test_repeat_must_be_at_least_one_and_is_refused_before_any_folder_is_made(ca
     assert exc.value.code == 2
     assert "--repeat must be at least 1, got 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_changed_paths_keep_the_first_letter_of_a_path_whose_status_starts_with_a_space():
+    porcelain = " M lakehouse/spark.py\nM  flows/refine.py\n?? transforms/new.py\nR  flows/a.py -> flows/b.py\n"
+    assert changed_paths(porcelain) == ["lakehouse/spark.py", "flows/refine.py", "transforms/new.py", "flows/b.py"]
+    assert changed_paths("") == []
