@@ -120,6 +120,9 @@ def test_empty_and_header_only_files_have_no_records():
     header_only = read_csv(b"a,b\r\n")
     assert (header_only.records, header_only.columns) == (0, ("a", "b"))
     assert read_jsonl(b"\n\n").records == 0
+    for blank in (b"", b"\n\n", b" \t\r\n\x0b\x0c "):  # ASCII whitespace only: the file is empty
+        assert read_csv(blank).note == read_jsonl(blank).note == "empty file"
+    assert read_jsonl("\u00a0\n".encode()).note == ""  # a no-break space is text: its line is a malformed record
 
 
 @pytest.mark.unit

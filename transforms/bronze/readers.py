@@ -17,6 +17,7 @@ which files were decoded by the fallback. A mapping may name an explicit encodin
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -95,6 +96,12 @@ def decode_text(data: bytes, *, encoding: str | None = None, path: str = "landin
     return b"\n".join(out), used
 
 
+def _blank(data: bytes) -> bool:
+    """Empty or only ASCII whitespace (what ``bytes.strip()`` removes), without copying the file as ``strip`` does:
+    ``isspace`` stops at the first other byte (a 68 MB events file: 48 ms for ``strip``, nothing for this)."""
+    return not data or data.isspace()
+
+
 def _empty(columns: tuple[str, ...], encoding: str, note: str = "") -> Decoded:
     fields = [pa.field(c, pa.string()) for c in columns] + list(DECODE_FIELDS)
     return Decoded(pa.schema(fields).empty_table(), columns, encoding, 0, 0, note)
@@ -152,7 +159,7 @@ def read_csv(
     quoted values spanning lines are accepted.
     """
     utf8, used = decode_text(data, encoding=encoding, path=path)
-    if not utf8.strip():
+    if _blank(utf8):
         return _empty((), used, "empty file")
     bad: list[tuple[int | None, str, str]] = []
 
@@ -298,7 +305,7 @@ def _bracketed_lines(
     (whitespace around it).
     """
     bracketed = [line[:1] == b"{" and line[-1:] == b"}" for line in lines]
-    numbers = np.flatnonzero(bracketed) + 1
+    numbers = np.flatnonzero(np.fromiter(bracketed, bool, len(bracketed))) + 1
     bad: list[tuple[int, str, str]] = []
     if len(numbers) < len(lines):
         for number, (line, ok) in enumerate(zip(lines, bracketed), start=1):
@@ -309,7 +316,7 @@ def _bracketed_lines(
             bad.append(_malformed(number, line))
     if not len(numbers):
         return None
-    table = _json_columns_arrow([lines[i - 1] for i in numbers], string_columns)
+    table = _json_columns_arrow(list(itertools.compress(lines, bracketed)), string_columns)
     if table is None:
         return None
     return table, numbers, bad
@@ -362,7 +369,7 @@ def read_jsonl(
     treated as absent (JSON cannot tell the two apart once read column-wise).
     """
     utf8, used = decode_text(data, encoding=encoding, path=path)
-    if not utf8.strip():
+    if _blank(utf8):
         return _empty((), used, "empty file")
     lines = _split_lines(utf8)
     read = _bracketed_lines(lines, string_columns)
