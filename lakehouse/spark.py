@@ -173,10 +173,9 @@ def get_spark(settings: Settings | None = None):
                 spark = server.session()
             else:
                 spark = SparkSession.builder.remote(remote).getOrCreate()
+                if server is not None:  # embedded Sail: a session conf, set before any expression is built
+                    spark.conf.set(DATAFRAME_DEBUGGING, "false")  # (PySpark reads it once)
             spark.conf.set("spark.sql.session.timeZone", "UTC")
-            if server is not None and not isinstance(server, _LocalApacheSpark):
-                # embedded Sail: a session conf (set before any expression is built: PySpark reads it once)
-                spark.conf.set(DATAFRAME_DEBUGGING, "false")
         except Exception as exc:  # noqa: BLE001 - turn a gRPC failure into a sentence
             if server is not None:
                 server.stop()
