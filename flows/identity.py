@@ -64,7 +64,8 @@ class IdentityResolutionError(LakehouseError):
 
 class Stager:
     """Materializes intermediate frames as Delta under the run's staging folder (breaks long lineages; Delta keeps
-    the schema of an empty frame, plain parquet from this engine does not)."""
+    the schema of an empty frame, plain parquet from this engine does not). Staged tables are read whole, so their
+    writes collect no column statistics (only the row count per file)."""
 
     def __init__(self, spark, settings: Settings, run_id: str) -> None:
         self.spark = spark
@@ -76,7 +77,7 @@ class Stager:
         """Write ``df`` and return it read back."""
         self.n += 1
         path = f"{self.base}/{self.n:03d}_{name}"
-        df.write.format("delta").mode("overwrite").save(path)
+        df.write.format("delta").mode("overwrite").option("delta.dataSkippingNumIndexedCols", "0").save(path)
         return self.spark.read.format("delta").load(path)
 
     def cleanup(self) -> None:

@@ -78,8 +78,35 @@ def read_or_empty(spark, spec: TableSpec, settings: Settings, schema: str):
     return spark.createDataFrame([], schema)
 
 
+#: Besides a table's keys, the columns whose per-file statistics are kept (see :func:`stats_columns`): the ones the
+#: pipeline filters tables on (a day's rows, a run's rows).
+STATS_FILTER_COLUMNS: tuple[str, ...] = ("ingest_date", "_run_id", "run_id")
+STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
+
+
+def stats_columns(spec: TableSpec, columns: Iterable[str]) -> list[str]:
+    """The columns a new table collects per-file statistics (min, max, null count) on: its keys and the columns of
+    ``STATS_FILTER_COLUMNS`` it has, minus partition columns (their values are in the log already). Empty when it
+    has none of them; the writer then keeps Delta's default (the first 32 columns).
+
+    Delta collects statistics on the first 32 columns by default, and computing them is a real part of a write: on
+    Sail, 1.8M silver events (28 columns) took 4.3-5.4 s of engine CPU to write with them, 3.7-4.1 s with three. The
+    pipeline reads whole tables or filters them on these columns; the API loads gold tables whole. The row count per
+    file (``numRecords``) is always written. The choice is stored in the table (``delta.dataSkippingStatsColumns``),
+    so later appends, merges and overwrites keep it."""
+    present = set(columns)
+    wanted = dict.fromkeys([*spec.keys, *STATS_FILTER_COLUMNS])
+    return [c for c in wanted if c in present and c not in spec.partition_by]
+
+
+def _with_stats_columns(writer, spec: TableSpec, columns: Iterable[str]):
+    chosen = stats_columns(spec, columns)
+    return writer.option(STATS_COLUMNS_PROPERTY, ",".join(chosen)) if chosen else writer
+
+
 def append(df, spec: TableSpec, settings: Settings, *, merge_schema: bool = True) -> None:
-    """Append rows (new columns are added to the table schema when ``merge_schema``)."""
+    """Append rows (new columns are added to the table schema when ``merge_schema``); a new table is created with
+    its partitioning and :func:`stats_columns`."""
     if (pt := _parquet(settings)) is not None:
         pt.write(df, spec.location(settings), mode="append", merge_schema=merge_schema)
         crash_point("delta.committed")
@@ -87,14 +114,16 @@ def append(df, spec: TableSpec, settings: Settings, *, merge_schema: bool = True
     writer = df.write.format("delta").mode("append")
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
-    if spec.partition_by and not table_exists(spec, settings):
-        writer = writer.partitionBy(*spec.partition_by)
+    if not table_exists(spec, settings):
+        writer = _with_stats_columns(writer, spec, df.columns)
+        if spec.partition_by:
+            writer = writer.partitionBy(*spec.partition_by)
     writer.save(spec.location(settings))
     crash_point("delta.committed")
 
 
 def overwrite(df, spec: TableSpec, settings: Settings, *, replace_where: str | None = None) -> None:
-    """Overwrite the table, or only the rows matching ``replace_where`` when given."""
+    """Overwrite the table (with :func:`stats_columns`), or only the rows matching ``replace_where`` when given."""
     if (pt := _parquet(settings)) is not None:
         pt.write(df, spec.location(settings), mode="overwrite", replace_where=replace_where,
                  overwrite_schema=replace_where is None)
@@ -103,6 +132,8 @@ def overwrite(df, spec: TableSpec, settings: Settings, *, replace_where: str | N
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true" if replace_where is None else "false")
     if replace_where is not None:
         writer = writer.option("replaceWhere", replace_where)
+    else:
+        writer = _with_stats_columns(writer, spec, df.columns)
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)
     writer.save(spec.location(settings))

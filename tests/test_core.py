@@ -163,6 +163,48 @@ def test_delta_roundtrip_merge_and_version(spark, settings):
     assert delta.table_version(spec, settings) == 1
 
 
+def _file_stats(spec, settings) -> list[tuple[set[str], int]]:
+    """(columns with min/max statistics, numRecords) of each data file of the local table, from its Delta log's
+    add actions (the files of later overwrites included)."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for commit in sorted(Path(spec.location(settings), "_delta_log").glob("*.json")):
+        for line in commit.read_text().splitlines():
+            add = json.loads(line).get("add")
+            if add:
+                stats = json.loads(add["stats"])
+                out.append((set(stats.get("minValues", {})), int(stats["numRecords"])))
+    return out
+
+
+def test_new_tables_keep_statistics_on_keys_and_filter_columns_only(spark, settings):
+    """A table created by append or overwrite collects per-file statistics on its keys and the columns the pipeline
+    filters on, not on its first 32 columns; later appends keep the choice, and row counts are always written."""
+    from deltalake import DeltaTable
+
+    spec = TableSpec("silver", "t_stats", keys=("k1", "k2"), partition_by=("ingest_date",))
+    schema = "v1 string, k1 string, v2 double, k2 int, _run_id string, ingest_date date, v3 string"
+    rows = [("a", "x", 1.5, 1, "r1", dt.date(2026, 1, 1), "p"), ("b", "y", 2.5, 2, "r1", dt.date(2026, 1, 1), "q")]
+    assert delta.stats_columns(spec, spark.createDataFrame(rows, schema).columns) == ["k1", "k2", "_run_id"]
+    delta.append(spark.createDataFrame(rows, schema), spec, settings)
+    delta.append(spark.createDataFrame(rows[:1], schema), spec, settings)
+    config = DeltaTable(spec.location(settings)).metadata().configuration
+    assert config.get(delta.STATS_COLUMNS_PROPERTY) == "k1,k2,_run_id"
+    stats = _file_stats(spec, settings)
+    assert sorted(n for _, n in stats) == [1, 2]
+    assert all(cols == {"k1", "k2", "_run_id"} for cols, _ in stats), stats
+
+    other = TableSpec("gold", "t_stats_overwrite", keys=("k1",))
+    delta.overwrite(spark.createDataFrame(rows, schema), other, settings)
+    assert [cols for cols, _ in _file_stats(other, settings)] == [{"k1", "_run_id", "ingest_date"}]
+    # no key and no filter column: Delta's default (every column here)
+    bare = TableSpec("gold", "t_stats_bare")
+    delta.overwrite(spark.createDataFrame([("a", 1)], "v string, n int"), bare, settings)
+    assert [cols for cols, _ in _file_stats(bare, settings)] == [{"v", "n"}]
+
+
 def test_storage_lists_local_files(settings):
     st = Storage(settings)
     uri = st.landing_dir("pos", "stores") + "/ingest_date=2026-01-01/a.csv"
