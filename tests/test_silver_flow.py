@@ -248,8 +248,7 @@ def test_rerunning_a_day_three_times_leaves_silver_and_quarantine_identical(spar
 
 def test_a_line_corrected_within_the_batch_gives_its_order_the_latest_total(spark, settings):
     """Two versions of one line with different totals, and a resent copy of another, in one batch: the order's total
-    is the sum of the latest version of each line (the orders step pre-fills it from every version; the lines step
-    sets the exact sum), and reruns change nothing."""
+    is the sum of the latest version of each line (set by the lines step), and reruns change nothing."""
     from flows.refine import refine_day
 
     write_bronze(spark, settings, "online", "orders", [_order("O5")], day=D1)
@@ -270,6 +269,28 @@ def test_a_line_corrected_within_the_batch_gives_its_order_the_latest_total(spar
     runs = refine_day(settings, D1, tables=SALES_TABLES)
     assert all(r.rows_out == 0 and r.balanced for r in runs)
     assert _snapshot(spark, settings, [SILVER_ORDERS, SILVER_ORDER_LINES]) == first
+
+
+def test_an_online_order_total_is_the_sum_of_its_silver_lines_only(spark, settings):
+    """An online order whose only line is quarantined has no total (its bronze line is not in silver); when a
+    corrected line arrives on a later day, the order's total becomes that line's total."""
+    from flows.refine import refine_day
+
+    write_bronze(spark, settings, "online", "orders", [_order("O6")], day=D1)
+    write_bronze(spark, settings, "online", "order_lines", [_line("O6", 1, "2", "10.00", "25.00")], day=D1)
+    runs = refine_day(settings, D1, tables=SALES_TABLES)
+    assert all(r.balanced for r in runs)
+    assert list(_quarantine(spark, settings, "silver.order_lines").values()) == [["line_total_consistent"]]
+    [o6] = rows_of(spark, SILVER_ORDERS, settings)
+    assert o6["order_total"] is None
+
+    write_bronze(spark, settings, "online", "order_lines",
+                 [_line("O6", 1, "2", "10.00", "20.00", updated="2026-01-04T09:00:00Z")], day=D2, file="f-0002.csv",
+                 ingested_at=LATER)
+    refine_day(settings, D2, tables=SALES_TABLES)
+    [o6] = rows_of(spark, SILVER_ORDERS, settings)
+    assert o6["order_total"] == Decimal("20.00")
+    assert [r["line_total"] for r in rows_of(spark, SILVER_ORDER_LINES, settings)] == [Decimal("20.00")]
 
 
 def test_lines_held_on_several_days_are_released_by_one_replay(spark, settings):

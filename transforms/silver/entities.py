@@ -316,7 +316,8 @@ def payments_from_online(df: DataFrame, *, source_system: str, source_kind: str 
 def orders_from_online(df: DataFrame, *, source_system: str, source_kind: str = "online",
                        formats: Mapping[str, str] | None = None,
                        values: Mapping[str, Mapping[str, str]] | None = None) -> DataFrame:
-    """Online order headers -> silver.orders batch (order_total and payment_method are attached by the flow)."""
+    """Online order headers -> silver.orders batch (the flow attaches payment_method; order_total is the sum of the
+    order's silver lines, set after the lines step)."""
     df = _prepare(df, "order_id customer_id order_ts status channel device_type currency shipping_postcode updated_at")
     c = _Ctx(source_kind, formats, values)
     out = _finish(df, c, {
@@ -467,15 +468,6 @@ def attach_payment_methods(orders: DataFrame, *, payments: DataFrame) -> DataFra
     )
     joined = orders.join(first, (orders["source_system"] == first["_p_ss"]) & (orders["order_id"] == first["_p_oid"]), "left")
     return joined.withColumn("payment_method", F.coalesce("payment_method", "_p_method")).drop("_p_ss", "_p_oid", "_p_method")
-
-
-def attach_order_totals(orders: DataFrame, *, lines: DataFrame) -> DataFrame:
-    """Fill an order's missing order_total with the sum of its lines' totals (lines of the same batch)."""
-    totals = lines.groupBy(F.col("source_system").alias("_t_ss"), F.col("order_id").alias("_t_oid")).agg(
-        F.sum("line_total").cast("decimal(12,2)").alias("_t_total")
-    )
-    joined = orders.join(totals, (orders["source_system"] == totals["_t_ss"]) & (orders["order_id"] == totals["_t_oid"]), "left")
-    return joined.withColumn("order_total", F.coalesce("order_total", "_t_total")).drop("_t_ss", "_t_oid", "_t_total")
 
 
 # --- events ------------------------------------------------------------------------------------------------------

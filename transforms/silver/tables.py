@@ -87,7 +87,7 @@ ORDERS = SilverTable(
           "device_type payment_method currency order_total shipping_postcode updated_at"),
     {("online", "orders"): E.orders_from_online, ("pos", "transactions"): E.orders_from_pos},
     "updated_at, else order_ts",
-    reads=("payments", "order_lines"),  # payment methods; the stored lines pre-fill online totals
+    reads=("payments",),  # payment methods (order_lines reads orders, and its step writes their totals)
 )
 ORDER_LINES = SilverTable(
     "order_lines", ("source_system", "order_id", "line_number"),
