@@ -67,18 +67,23 @@ def test_cli_unreachable_remote_prints_no_traceback(tmp_path):
 
 
 @pytest.mark.needs_sail
-@pytest.mark.parametrize("preset, expected", [(None, 0), ("1", 1)])
-def test_embedded_sail_allocator_stays_off_huge_pages_unless_the_user_chose(tmp_path, preset, expected):
+@pytest.mark.parametrize("preset, expected", [
+    ({}, {"allow_thp": 0, "purge_decommits": 0}),
+    ({"MIMALLOC_ALLOW_THP": "1"}, {"allow_thp": 1, "purge_decommits": 0}),
+    ({"MIMALLOC_PURGE_DECOMMITS": "1"}, {"allow_thp": 0, "purge_decommits": 1}),
+])
+def test_embedded_sail_allocator_keeps_its_tuning_unless_the_user_chose(tmp_path, preset, expected):
+    """No transparent huge pages, and idle memory given back with MADV_FREE (see lakehouse.spark.SAIL_ALLOCATOR_
+    DEFAULTS); a value the user set wins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "SPARK_", "MIMALLOC_"))}
-    env.update({"LAKEHOUSE_DATA_ROOT": str(tmp_path), "MIMALLOC_VERBOSE": "1", "RUST_LOG": "error"})
-    if preset is not None:
-        env["MIMALLOC_ALLOW_THP"] = preset
+    env.update({"LAKEHOUSE_DATA_ROOT": str(tmp_path), "MIMALLOC_VERBOSE": "1", "RUST_LOG": "error", **preset})
     script = tmp_path / "start.py"  # a file: under ``python -c`` pyspark's Connect client thinks it runs doctests
     script.write_text("from lakehouse.spark import get_spark, stop_spark\nget_spark()\nstop_spark()\n")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # mimalloc prints its options as it loads: the setting must be there before the library is
-    assert f"option 'allow_thp': {expected}" in proc.stderr
+    # mimalloc prints its options as it loads: the settings must be there before the library is
+    for option, value in expected.items():
+        assert f"option '{option}': {value}" in proc.stderr
 
 
 def test_building_expressions_captures_no_call_sites(spark, monkeypatch):
