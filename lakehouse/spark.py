@@ -142,10 +142,10 @@ def _tune_sail_allocator() -> None:
       of 18-26 s (four interleaved pairs).
     - ``MIMALLOC_PURGE_DECOMMITS=0``: memory the engine has not used for a while is given back with ``MADV_FREE``
       instead of being decommitted. The kernel still takes it back when it needs memory, but a page the engine
-      reuses first costs no new page fault and no zeroing. A 1M-row silver catch-up took 0.66-0.72 million page
-      faults instead of 1.17-1.38 million and 5.9-6.9 s of system CPU instead of 7.2-9.2 s (four interleaved
-      pairs); its peak resident size reads 200-500 MB higher, because pages given back this way count as resident
-      until the kernel takes them.
+      reuses first costs no new page fault and no zeroing. A 1M-row silver catch-up took 0.70 and 0.72 million
+      page faults instead of 1.20 and 1.28 million, and 6.6 and 6.9 s of system CPU instead of 7.7 and 8.7 s (two
+      interleaved pairs); its peak resident size reads 220-270 MB higher, because pages given back this way count
+      as resident until the kernel takes them.
 
     mimalloc reads the settings when its library loads, so this runs before ``pysail`` is imported."""
     for name, value in SAIL_ALLOCATOR_DEFAULTS.items():
