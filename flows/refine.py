@@ -144,7 +144,7 @@ def _current(spark, settings: Settings, table: SilverTable) -> DataFrame | None:
     return delta.read_table(spark, spec, settings) if delta.table_exists(spec, settings) else None
 
 
-def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame, days: Sequence[dt.date]) -> DataFrame:
+def _enrich(spark, settings: Settings, table: SilverTable, batch: DataFrame) -> DataFrame:
     """Table-specific joins: orders take payment methods (silver.payments); order lines take their header
     (silver.orders). Online orders carry no total: the lines step sets it (``_propagate_headers``)."""
     if table.name == "orders":
@@ -338,7 +338,7 @@ def refine_table(spark, settings: Settings, table: SilverTable | str, day: dt.da
         run.message = "; ".join([why, *notes])
         run.duration_s = time.perf_counter() - started
         return run
-    batch = to_batch(_enrich(spark, settings, table, _union(frames), days), table=table)
+    batch = to_batch(_enrich(spark, settings, table, _union(frames)), table=table)
     staging = Storage(settings).staging_dir(run_id, f"refine/{table.name}-{uuid.uuid4().hex[:8]}")
     try:
         _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_days=days, staging=staging,
@@ -613,7 +613,7 @@ def _replay_table(spark, settings: Settings, table: SilverTable, held: DataFrame
     if not frames:
         run.duration_s = time.perf_counter() - started
         return run
-    batch = to_batch(_enrich(spark, settings, table, _union(frames), days), table=table)
+    batch = to_batch(_enrich(spark, settings, table, _union(frames)), table=table)
     staging = Storage(settings).staging_dir(run_id, f"replay/{table.name}-{uuid.uuid4().hex[:8]}")
     try:
         _apply_batch(spark, settings, table, batch, run=run, rows_in=rows_in, replace_days=None, staging=staging,
