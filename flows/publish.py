@@ -3,7 +3,9 @@
 ``publish_day(settings, day)`` builds gold *as of* the end of ``day`` (silver facts with a business date <= day):
 
 1. **Identity**: ``flows.identity.resolve_customers(settings, day=day, run_id=...)`` refreshes
-   ``gold.golden_customers`` / ``gold.customer_xref`` / ``gold.dim_customer`` first.
+   ``gold.golden_customers`` / ``gold.customer_xref`` / ``gold.dim_customer`` first. The gold tables that need
+   neither identity nor another gold table (:data:`WITHOUT_IDENTITY`: the dimensions, the events funnel, the
+   inventory marts) are built meanwhile, in a worker thread.
 2. **Write**: each gold table of :data:`BUILD_ORDER` is rebuilt from silver and overwritten (a new Delta version;
    the previous versions stay readable by time travel); ``gold.customer_score_history`` is MERGEd on
    (golden_id, as_of_date) because its history matters. Tables that depend on other gold tables read them back
@@ -115,6 +117,14 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 SPECS: dict[str, TableSpec] = {s.name: s for s in GOLD_PUBLISH_TABLES}
 assert set(BUILD_ORDER) == set(SPECS), "BUILD_ORDER and GOLD_PUBLISH_TABLES must list the same tables"
+#: Gold tables built from silver alone (no identity table, no other gold table): they are built and written in a
+#: worker thread while identity resolves, since the engine runs identity at about 1.5 cores of the 2. A builder of
+#: one of them that reads ``ctx.identity`` fails loudly (it is empty until identity is done).
+WITHOUT_IDENTITY: tuple[str, ...] = (
+    "dim_channel", "dim_product", "dim_store", "dim_date", "conversion_funnel", "inventory_movement_summary",
+    "inventory_net_position",
+)
+assert not set(WITHOUT_IDENTITY) & set(DEPENDS_ON), "a table built beside identity must not read other gold tables"
 
 
 class PublishBlocked(QualityGateFailed):
@@ -348,6 +358,46 @@ def _write(ctx: _Context, name: str, df: DataFrame) -> None:
         ctx.built[name] = delta.read_table(ctx.spark, spec, ctx.settings)
 
 
+def _build_tables(ctx: _Context, auditor: "_Auditor", names: Iterable[str], runs: dict[str, TableRun]) -> None:
+    """Build and write ``names`` in order, queue each one's gate, and add each one's run record to ``runs``."""
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            _write(ctx, name, BUILDERS[name](ctx))  # a builder may stage frames (ctx.stage) while it plans
+        finally:
+            ctx.drop_staged()
+        crash_point("publish.table_written")
+        auditor.audit([name])
+        rows = ctx.built[name].count()
+        rows_in = rows
+        if name == "fact_sales":
+            rows_in = ctx.silver["order_lines"].count()
+        runs[name] = TableRun(
+            run_id=ctx.run_id, layer="publish", table_name=f"gold.{name}", run_date=ctx.day, rows_in=rows_in,
+            rows_out=rows, rows_rejected=max(rows_in - rows, 0) if name == "fact_sales" else 0,
+            duration_s=round(time.perf_counter() - t0, 3),
+            message="merged (golden_id, as_of_date)" if name == HISTORY_TABLE else "overwritten",
+        )
+        _say(f"gold.{name}: {rows} rows in {time.perf_counter() - t0:.1f}s")
+
+
+def _beside(background: Callable[[], None], work: Callable[[], object]) -> object:
+    """``work()`` in this thread while ``background()`` runs in another; returns ``work``'s result once both are
+    done. Neither is cut short by the other's failure (each leaves its own tables complete or untouched); the
+    first failure, ``work``'s before ``background``'s, is then raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gold-beside") as pool:
+        future = pool.submit(background)
+        try:
+            result = work()
+        finally:
+            error = future.exception()  # waits; a failure of ``work`` is raised here, before this one
+    if error is not None:
+        raise error
+    return result
+
+
 def _current_refs(settings: Settings, names: Iterable[str]) -> dict[str, TableRef]:
     """Location and current Delta version of each existing gold table (rows counted from the Delta log)."""
     from deltalake import DeltaTable
@@ -475,39 +525,23 @@ def publish_day(
     names = select_tables(tables)
 
     runs: list[TableRun] = []
-    ident_runs, note = _resolve_identity(settings, day, run_id)
-    runs.extend(ident_runs)
-    crash_point("publish.identity_resolved")
     ctx = _Context(spark, settings, day, run_id)
-    if note:
-        ctx.notes.append(note)
-        _say(note)
+    ctx.silver = {name: read_silver(spark, settings, name, day) for name in SILVER_SCHEMAS}
     all_gold = list(dict.fromkeys([*IDENTITY_TABLES, *(s.name for s in GOLD_TABLES)]))
     with _Auditor(ctx, previous.tables if previous else {}) as auditor:
-        auditor.audit(IDENTITY_TABLES)  # while the gold tables are built
-        ctx.silver = {name: read_silver(spark, settings, name, day) for name in SILVER_SCHEMAS}
+        built: dict[str, TableRun] = {}
+        early = [n for n in names if n in WITHOUT_IDENTITY]
+        ident_runs, note = _beside(lambda: _build_tables(ctx, auditor, early, built),
+                                   lambda: _resolve_identity(settings, day, run_id))
+        runs.extend(ident_runs)
+        crash_point("publish.identity_resolved")
+        if note:
+            ctx.notes.append(note)
+            _say(note)
+        auditor.audit(IDENTITY_TABLES)  # while the other gold tables are built
         ctx.identity = _identity_tables(spark, settings)
-
-        table_runs: dict[str, TableRun] = {}
-        for name in names:
-            t0 = time.perf_counter()
-            try:
-                _write(ctx, name, BUILDERS[name](ctx))  # a builder may stage frames (ctx.stage) while it plans
-            finally:
-                ctx.drop_staged()
-            crash_point("publish.table_written")
-            auditor.audit([name])
-            rows = ctx.built[name].count()
-            rows_in = rows
-            if name == "fact_sales":
-                rows_in = ctx.silver["order_lines"].count()
-            table_runs[name] = TableRun(
-                run_id=run_id, layer="publish", table_name=f"gold.{name}", run_date=day, rows_in=rows_in,
-                rows_out=rows, rows_rejected=max(rows_in - rows, 0) if name == "fact_sales" else 0,
-                duration_s=round(time.perf_counter() - t0, 3),
-                message="merged (golden_id, as_of_date)" if name == HISTORY_TABLE else "overwritten",
-            )
-            _say(f"gold.{name}: {rows} rows in {time.perf_counter() - t0:.1f}s")
+        _build_tables(ctx, auditor, [n for n in names if n not in built], built)
+        table_runs = {name: built[name] for name in names}
 
         # Audit: every gold table whose version is not the published one (most were gated while later ones were
         # written; a version the auditor has not gated is gated now).

@@ -35,7 +35,8 @@ CRASH_POINTS: dict[str, str] = {
     "refine.silver_merged": "a silver table MERGEd, accounting and table-scope rules not yet run",
     "refine.lines_refreshed": "earlier order lines took their order's new header, order totals not yet refreshed",
     "refine.tables_done": "every silver table of the call refined, pipeline_runs rows not yet written",
-    "publish.identity_resolved": "identity step done, no gold table rebuilt yet",
+    "publish.identity_resolved": "identity step done; of the gold tables, only the ones that need neither identity "
+                                 "nor another gold table rebuilt yet",
     "publish.table_written": "one gold table overwritten (or MERGEd), the next ones not yet",
     "publish.gated": "every gold table written and gated, no manifest written yet",
     "publish.manifest_written": "the new manifest is published, pipeline_runs rows not yet written",

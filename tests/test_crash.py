@@ -485,7 +485,7 @@ DAY1_CHAIN: list[tuple[str, str, str]] = [
     ("pipeline", "refine.lines_refreshed:1", "ingest"),   # runs every time, lines refresh runs every time
     ("pipeline", "refine.tables_done:1", "ingest"),       # every silver table done, their run rows not recorded
     ("pipeline", "publish.identity_resolved:1", "refine"),
-    ("publish", "publish.table_written:5", "refine"),      # fact_sales written, nothing published yet
+    ("publish", "publish.table_written:8", "refine"),      # fact_sales written (after the 7 built beside identity)
     ("publish", "manifest.temp_written:1", "refine"),      # first manifest: temp file only
 ]
 
@@ -493,8 +493,8 @@ DAY1_CHAIN: list[tuple[str, str, str]] = [
 DAY2_CHAIN: list[tuple[str, str, str]] = [
     ("pipeline", "ingest.bronze_appended:2", ""),
     ("pipeline", "refine.silver_merged:3", "ingest"),
-    ("pipeline", "publish.table_written:3", "refine"),
-    ("publish", "publish.table_written:8", "refine"),      # the MERGEd score history
+    ("pipeline", "publish.table_written:3", "refine"),     # a dimension (built beside identity)
+    ("publish", "publish.table_written:11", "refine"),     # the MERGEd score history
     ("publish", "publish.table_written:19", "refine"),     # every table rewritten, not yet published
     ("publish", "publish.gated:1", "refine"),              # gated, no manifest yet
     ("publish", "manifest.linked:1", "refine"),            # day 2 published, temp file left behind

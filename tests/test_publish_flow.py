@@ -173,3 +173,68 @@ def test_publish_republish_and_a_failed_gate(spark, settings):
         "run_id = 'publish-test-blocked'").collect()
     assert recorded and all(r["status"] == "failed" for r in recorded)
     assert any("quantity_sign_follows_line_type" in r["message"] for r in recorded if r["table_name"] == "gold.fact_sales")
+
+
+def test_gold_tables_without_identity_are_built_while_identity_resolves(spark, settings, monkeypatch):
+    """The dimensions, the funnel and the inventory marts are written while identity runs (identity here waits for
+    them, so a publication that built them only afterwards would never get past it), and none of the tables that
+    need identity is; the publication is complete and its runs follow the build order."""
+    import time
+
+    import flows.publish as P
+    from lakehouse.catalog import TableSpec
+
+    load_silver_day(spark, settings, DAY1)
+    _ensure_identity(spark, settings)
+    resolve = P._resolve_identity
+    seen: dict[str, set] = {}
+
+    def exists(names):
+        return {n for n in names if delta.table_exists(TableSpec("gold", n), settings)}
+
+    def slow_identity(*args, **kwargs):
+        result = resolve(*args, **kwargs)
+        deadline = time.monotonic() + 120
+        while exists(P.WITHOUT_IDENTITY) != set(P.WITHOUT_IDENTITY):
+            assert time.monotonic() < deadline, f"built beside identity: only {sorted(exists(P.WITHOUT_IDENTITY))}"
+            time.sleep(0.05)
+        seen["others"] = exists(set(P.BUILD_ORDER) - set(P.WITHOUT_IDENTITY))
+        return result
+
+    monkeypatch.setattr(P, "_resolve_identity", slow_identity)
+    runs = P.publish_day(settings, DAY1, run_id="publish-beside")
+    assert seen["others"] == set()
+    gold = [r.table_name.removeprefix("gold.") for r in runs if r.layer == "publish" and r.table_name != "gold.golden_customers"]
+    assert [n for n in gold if n in P.BUILD_ORDER] == list(P.BUILD_ORDER)
+    assert latest_manifest(settings).gates["passed"] is True
+
+
+@pytest.mark.unit
+def test_beside_waits_for_both_and_raises_the_first_failure():
+    import threading
+    import time
+
+    from flows.publish import _beside
+
+    finished = threading.Event()
+
+    def background(fail: bool):
+        def run():
+            time.sleep(0.2)
+            finished.set()
+            if fail:
+                raise ValueError("background")
+        return run
+
+    def work_fails():
+        raise KeyError("work")
+
+    assert _beside(background(False), lambda: 42) == 42 and finished.is_set()
+    finished.clear()
+    with pytest.raises(ValueError, match="background"):
+        _beside(background(True), lambda: 42)
+    assert finished.is_set()
+    finished.clear()
+    with pytest.raises(KeyError, match="work"):
+        _beside(background(True), work_fails)
+    assert finished.is_set()  # the background work was not cut short by the other's failure
