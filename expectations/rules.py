@@ -21,11 +21,7 @@ reconciliation rules); the gate resolves it to that table's Delta location.
 
 from __future__ import annotations
 
-import gc
-import importlib
 import re
-import sys
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -71,41 +67,10 @@ def _import_gx() -> None:
     import os
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    if "great_expectations.util" not in sys.modules:
-        with _GX_IMPORT_LOCK:
-            if "great_expectations.util" not in sys.modules:
-                _first_gx_import()
     import great_expectations.util as gx_util
 
     if gx_util.convert_decimal_to_float is not _decimal_to_float:
         gx_util.convert_decimal_to_float = _decimal_to_float
-
-
-_GX_IMPORT_LOCK = threading.Lock()
-
-
-def _first_gx_import() -> None:
-    """Import GX with Python's cyclic garbage collector paused, then collect once and freeze what is left.
-
-    The import builds about 500,000 objects. With the collector on, it ran about 800 collections over that growing
-    heap during the import (1.0-1.3 s of its 6 s of CPU), and afterwards every full collection of the run walked
-    GX's objects again: 0.84 s of a 1M silver catch-up went to four of them. Paused, the import makes no
-    collection; one ``gc.collect()`` then frees the import's own garbage, and ``gc.freeze()`` moves the survivors,
-    module-level state that lives as long as the process, out of the collector's sight (the same silver: 0.04 s of
-    full collections). Everything alive at that moment is frozen with them: ordinary objects are still freed when
-    their last reference goes, only a reference cycle among them would stay. A process that switched the collector
-    off itself keeps it off, unfrozen.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        importlib.import_module("great_expectations.util")  # the whole package (its __init__ loads every part)
-    finally:
-        if enabled:
-            gc.enable()
-    if enabled:
-        gc.collect()
-        gc.freeze()
 
 
 _warm_up: list = []
@@ -127,6 +92,7 @@ SHARED_IMPORTS = (
 
 def import_shared() -> None:
     """Import :data:`SHARED_IMPORTS` in this thread (one missing here is missing for GX too: the gate reports it)."""
+    import importlib
 
     for name in SHARED_IMPORTS:
         try:
@@ -143,6 +109,9 @@ def warm_up_gx() -> None:
     makes a gate that needs GX sooner wait for the import in progress. A failed import here is ignored: the gate
     imports again and reports the error. Calling it again does nothing.
     """
+    import sys
+    import threading
+
     if _warm_up or "great_expectations.expectations" in sys.modules:
         return
     import_shared()  # first, in this thread: see SHARED_IMPORTS

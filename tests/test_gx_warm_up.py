@@ -116,26 +116,3 @@ def test_warm_up_starts_the_import_once_and_a_gate_then_finds_gx(tmp_path):
     print("RESULT " + __import__("json").dumps([rules.expectation_class("expect_column_values_to_not_be_null").__name__]))
     """
     assert _modules(script, tmp_path / "data") == {"ExpectColumnValuesToNotBeNull"}
-
-
-def test_gx_loads_with_the_collector_paused_then_its_objects_are_frozen(tmp_path):
-    """The GX import runs no garbage collection, then one collection frees its garbage and its survivors are frozen
-    (later full collections skip them); the collector is on again afterwards. A process that turned the collector
-    off keeps it off and unfrozen."""
-    script = """
-    import gc, json
-    from expectations.rules import _import_gx
-    if {off}:
-        gc.disable()
-    collections = []
-    gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
-    frozen_before = gc.get_freeze_count()
-    _import_gx()
-    during = len(collections)
-    print("RESULT " + json.dumps([f"enabled={{gc.isenabled()}}", f"collections={{during}}",
-                                  f"frozen={{gc.get_freeze_count() > frozen_before + 100000}}"]))
-    """
-    on = _modules(script.format(off=False), tmp_path / "on")
-    assert on == {"enabled=True", "collections=1", "frozen=True"}, on  # the one full collection after the import
-    off = _modules(script.format(off=True), tmp_path / "off")
-    assert off == {"enabled=False", "collections=0", "frozen=False"}, off
