@@ -149,6 +149,22 @@ def test_append_schema_drift_replace_where_and_time_travel(spark, both):
     assert_same_rows(_rows(spark, p, version=2), _rows(spark, p, version=1) + [drift_row])
 
 
+def test_columns_set_by_rewriting_partitions_match_delta(spark, both):
+    """The order totals' partition rewrite (a read of the table overwritten onto itself with replaceWhere) leaves
+    both formats with the same rows."""
+    from flows.refine import _set_columns_in_partitions
+
+    _start(spark, both)
+    changes = spark.createDataFrame([("a", dt.date(2026, 1, 1), 10, None, "set"), (None, dt.date(2026, 1, 2), 40, None, None)],
+                                    SCHEMA)
+    for s in both:
+        _set_columns_in_partitions(spark, s, T, changes, ["k"], ["v", "r"])
+    d, p = both
+    assert_same_rows(_rows(spark, p), _rows(spark, d))
+    assert {r["k"]: (r["v"], r["r"]) for r in _rows(spark, d)} == {"a": (10, "set"), "b": (2, None), "c": (3, "done"),
+                                                                   None: (40, None)}
+
+
 def test_empty_frames_create_tables_with_their_schema(spark, both):
     _, p = both
     delta.append(spark.createDataFrame([], SCHEMA), T, p)
