@@ -379,10 +379,10 @@ def _set_columns_in_partitions(spark, settings: Settings, spec: TableSpec, df: D
     values = [r[0] for r in df.select(f"`{part}`").distinct().collect()]
     if not values:
         return
-    days = sorted(v for v in values if v is not None)
+    days = [v for v in values if v is not None]
     if any(not isinstance(v, dt.date) for v in days):
         raise LakehouseError(f"{spec.qualified}: partition column {part} is not a date column")
-    conditions = [f"`{part}` IN ({', '.join(f'DATE{v.isoformat()!r}' for v in days)})"] if days else []
+    conditions = [f"`{part}` IN ({delta.sql_date_list(days)})"] if days else []
     if len(days) < len(values):
         conditions.append(f"`{part}` IS NULL")
     where = " OR ".join(conditions)

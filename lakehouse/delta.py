@@ -10,6 +10,7 @@ engine only reads and writes Parquet and the Delta log is committed by delta-rs:
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Iterable
 
@@ -151,6 +152,12 @@ def sql_in_list(values: Iterable[str]) -> str:
     """A SQL ``IN (...)`` list of string literals, quotes escaped."""
     quoted = ["'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values]
     return "(" + ", ".join(quoted) + ")" if quoted else "(NULL)"
+
+
+def sql_date_list(days: Iterable[dt.date]) -> str:
+    """DATE literals for a SQL ``IN (...)``, sorted and without repeats: ``DATE'2026-01-01', DATE'2026-01-02'``
+    (empty for no days)."""
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(days)))
 
 
 def merge_upsert(

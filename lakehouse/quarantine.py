@@ -82,7 +82,7 @@ def _write_quarantine(spark, quarantined, settings: Settings, *,
     not_matched_by_source = ""
     if replace_days is not None:
         table, days = replace_days
-        day_list = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(days)))
+        day_list = delta.sql_date_list(days)
         if day_list:
             not_matched_by_source = (
                 f"WHEN NOT MATCHED BY SOURCE AND t.source_table = {delta.sql_in_list([table])[1:-1]} "
